@@ -1,0 +1,3 @@
+"""netdiag: network diagnostics for sysadmins."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from netdiag.cli import app
+
+app()

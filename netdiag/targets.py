@@ -1,0 +1,243 @@
+"""Target strings to lazy address iterators.
+
+Accepted forms: an IPv4 or IPv6 address, a CIDR network (host bits allowed;
+the usable hosts are swept, as ``fping -g`` does), a range ``A-B`` or ``A-N``
+(last IPv4 octet, or last IPv6 group in hex), and a hostname. Nothing here
+touches the network: hostnames are handed to a resolver the caller supplies.
+"""
+
+from __future__ import annotations
+
+import bisect
+import ipaddress
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+from netdiag.errors import NetdiagError, TargetError
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+MAX_ADDRESSES = 65_536  # a /16: larger blocks need --force
+
+_LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
+
+
+@dataclass(frozen=True)
+class AddressBlock:
+    """A contiguous run of addresses, first to last inclusive."""
+
+    first: IPAddress
+    last: IPAddress
+    source: str
+
+    @property
+    def version(self) -> int:
+        return self.first.version
+
+    def __len__(self) -> int:
+        return int(self.last) - int(self.first) + 1
+
+    def __iter__(self) -> Iterator[IPAddress]:
+        make = type(self.first)
+        return (make(n) for n in range(int(self.first), int(self.last) + 1))
+
+    def __contains__(self, address: object) -> bool:
+        return (
+            isinstance(address, type(self.first)) and self.first <= address <= self.last  # type: ignore[operator]
+        )
+
+
+@dataclass(frozen=True)
+class HostName:
+    """A name to resolve at sweep time."""
+
+    name: str
+
+
+Target = AddressBlock | HostName
+
+
+def parse_target(text: str, *, force: bool = False) -> Target:
+    """Parse one target string; raise TargetError for anything else."""
+    spec = text.strip()
+    if not spec:
+        raise TargetError("empty target")
+    if "/" in spec:
+        block = _parse_network(spec)
+    elif "-" in spec and _looks_like_range(spec):
+        block = _parse_range(spec)
+    else:
+        address = _parse_address(spec)
+        if address is None:
+            return _parse_hostname(spec)
+        block = AddressBlock(address, address, spec)
+    if not force and len(block) > MAX_ADDRESSES:
+        raise TargetError(
+            f"{spec}: {len(block):,} addresses is more than {MAX_ADDRESSES:,}; add --force to sweep it anyway"
+        )
+    return block
+
+
+def _parse_address(text: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+def _parse_network(spec: str) -> AddressBlock:
+    try:
+        network = ipaddress.ip_network(spec, strict=False)
+    except ValueError as exc:
+        raise TargetError(f"{spec}: not a valid network ({exc})") from None
+    first, last = network.network_address, network.broadcast_address
+    if network.version == 4 and network.prefixlen < 31:
+        first, last = first + 1, last - 1  # network and broadcast addresses
+    elif network.version == 6 and network.prefixlen < 127:
+        first += 1  # the subnet-router anycast address
+    return AddressBlock(first, last, spec)
+
+
+def _looks_like_range(spec: str) -> bool:
+    start = spec.split("-", 1)[0]
+    return _parse_address(start) is not None
+
+
+def _parse_range(spec: str) -> AddressBlock:
+    start_text, end_text = spec.split("-", 1)
+    first = _parse_address(start_text)
+    assert first is not None  # _looks_like_range checked it
+    last = _parse_address(end_text)
+    if last is None:
+        last = _range_end_from_suffix(first, end_text, spec)
+    if last.version != first.version:
+        raise TargetError(f"{spec}: range mixes IPv4 and IPv6")
+    if last < first:  # type: ignore[operator]
+        raise TargetError(f"{spec}: range ends before it starts")
+    return AddressBlock(first, last, spec)
+
+
+def _range_end_from_suffix(first: IPAddress, suffix: str, spec: str) -> IPAddress:
+    """``10.0.0.5-20`` ends at 10.0.0.20; ``fd00::1-ff`` ends at fd00::ff."""
+    bits, base = (8, 10) if first.version == 4 else (16, 16)
+    digits = "0123456789" if base == 10 else "0123456789abcdefABCDEF"
+    if not suffix or len(suffix) > 5 or any(c not in digits for c in suffix):
+        part = "octet" if base == 10 else "group"
+        raise TargetError(f"{spec}: range end must be an address or a last {part}")
+    value = int(suffix, base)
+    if value >= 1 << bits:
+        raise TargetError(f"{spec}: range end {suffix} is out of range")
+    mask = (1 << bits) - 1
+    return type(first)((int(first) & ~mask) | value)
+
+
+def _parse_hostname(spec: str) -> HostName:
+    name = spec[:-1] if spec.endswith(".") else spec
+    labels = name.split(".")
+    if (
+        len(name) > 253
+        or not all(_LABEL.fullmatch(label) for label in labels)
+        or labels[-1].isdigit()  # 1.2.3 or 300.1.1.1: a broken address, not a name
+    ):
+        raise TargetError(f"{spec!r} is not an address, network, range or hostname")
+    return HostName(name)
+
+
+def parse_targets(texts: Iterable[str], *, force: bool = False) -> list[Target]:
+    """Parse every target string before anything is sent."""
+    return [parse_target(text, force=force) for text in texts]
+
+
+def read_target_lines(lines: Iterable[str]) -> Iterator[str]:
+    """Target strings from a list file: whitespace separated, ``#`` comments."""
+    for line in lines:
+        yield from line.split("#", 1)[0].split()
+
+
+def expand_arguments(arguments: Iterable[str], open_list: Callable[[str], Iterable[str]]) -> list[str]:
+    """Replace ``@FILE`` and ``-`` arguments with the targets listed in them."""
+    texts: list[str] = []
+    for argument in arguments:
+        if argument == "-" or (argument.startswith("@") and len(argument) > 1):
+            texts.extend(read_target_lines(open_list(argument)))
+        else:
+            texts.append(argument)
+    return texts
+
+
+class _Seen:
+    """Disjoint sorted intervals of addresses already emitted (per version)."""
+
+    def __init__(self) -> None:
+        self._starts: dict[int, list[int]] = {4: [], 6: []}
+        self._ends: dict[int, list[int]] = {4: [], 6: []}
+
+    def unseen_runs(self, version: int, first: int, last: int) -> Iterator[tuple[int, int]]:
+        """The parts of [first, last] not yet seen, in order."""
+        starts, ends = self._starts[version], self._ends[version]
+        i = bisect.bisect_right(ends, first - 1)  # first interval ending at or after first
+        cursor = first
+        while i < len(starts) and starts[i] <= last:
+            if starts[i] > cursor:
+                yield cursor, starts[i] - 1
+            cursor = max(cursor, ends[i] + 1)
+            i += 1
+        if cursor <= last:
+            yield cursor, last
+
+    def add(self, version: int, first: int, last: int) -> None:
+        starts, ends = self._starts[version], self._ends[version]
+        lo = bisect.bisect_left(ends, first - 1)
+        hi = bisect.bisect_right(starts, last + 1)
+        if lo < hi:  # merge with every touching or overlapping interval
+            first, last = min(first, starts[lo]), max(last, ends[hi - 1])
+        starts[lo:hi] = [first]
+        ends[lo:hi] = [last]
+
+
+@dataclass(frozen=True)
+class Unresolved:
+    """A hostname target that did not resolve; reported as a row of its own."""
+
+    name: str
+    reason: str
+
+
+def iter_addresses(
+    targets: Iterable[Target],
+    resolve: Callable[[str], list[IPAddress]] | None = None,
+) -> Iterator[tuple[IPAddress, str | None] | Unresolved]:
+    """Every address once, in input order, lazily.
+
+    Yields ``(address, hostname)`` pairs (hostname set where the address came
+    from a name), or Unresolved for names ``resolve`` could not answer; resolve
+    raises NetdiagError with a reason for those.
+    """
+    seen = _Seen()
+    for target in targets:
+        if isinstance(target, HostName):
+            if resolve is None:
+                raise TargetError(f"{target.name}: hostnames are not accepted here")
+            try:
+                addresses = resolve(target.name)
+            except NetdiagError as exc:
+                yield Unresolved(target.name, str(exc))
+                continue
+            for address in addresses:
+                n = int(address)
+                if any(True for _ in seen.unseen_runs(address.version, n, n)):
+                    seen.add(address.version, n, n)
+                    yield address, target.name
+            continue
+        make = type(target.first)
+        runs = list(seen.unseen_runs(target.version, int(target.first), int(target.last)))
+        seen.add(target.version, int(target.first), int(target.last))
+        for first, last in runs:
+            for n in range(first, last + 1):
+                yield make(n), None
+
+
+def count_addresses(targets: Iterable[Target]) -> int:
+    """Addresses the blocks cover (hostnames count one each), before dedup."""
+    return sum(len(t) if isinstance(t, AddressBlock) else 1 for t in targets)

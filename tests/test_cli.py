@@ -1,0 +1,130 @@
+"""The CLI in-process (status, stdout, stderr) and as a real process."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.lab import run_netdiag
+
+
+def test_service_table_and_exit_codes(cli):
+    ok = cli("service", "ssh", "22")
+    assert ok.status == 0
+    assert "ssh" in ok.stdout and "22" in ok.stdout
+    assert ok.stderr == ""
+
+    missing = cli("service", "ssh", "no-such-service-xyz")
+    assert missing.status == 1
+    assert "ssh" in missing.stdout
+    assert missing.stderr.strip() == "netdiag: no service no-such-service-xyz for tcp/udp in the services database"
+
+    malformed = cli("service", "80/xyz", "ssh", "no-such-service-xyz")
+    assert malformed.status == 2  # malformed beats not-found
+    assert len(malformed.stderr.strip().splitlines()) == 2  # one line per failed query
+
+
+def test_service_json_is_one_document(cli):
+    result = cli("service", "--json", "domain", "nope-xyz")
+    document = json.loads(result.stdout)
+    assert [r["query"] for r in document["results"]] == ["domain", "nope-xyz"]
+    assert document["results"][0]["found"] is True
+    assert {e["protocol"] for e in document["results"][0]["entries"]} == {"tcp", "udp"}
+    assert document["results"][1] == {
+        "query": "nope-xyz",
+        "found": False,
+        "entries": [],
+        "error": pytest.approx(document["results"][1]["error"]),
+    }
+    assert result.status == 1
+
+
+def test_service_list(cli):
+    result = cli("service", "--list", "--grep", "domain", "--json")
+    assert result.status == 0
+    assert all(
+        "domain" in s["name"] or "domain" in " ".join(s["aliases"]) for s in json.loads(result.stdout)["services"]
+    )
+    nothing = cli("service", "--list", "--grep", "zzzz-nothing")
+    assert nothing.status == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["service"], "give at least one service name or port"),
+        (["service", "--proto", "sctp", "ssh"], "--proto must be tcp or udp"),
+        (["service", "--bogus"], "No such option: --bogus"),
+        (["dns", "--timeout", "-1", "localhost"], "--timeout must be more than 0"),
+        (["dns"], "Missing argument"),
+        (["nosuchcommand"], "No such command"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(cli, argv, message):
+    result = cli(*argv)
+    assert result.status == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_help_lists_every_command(cli, capsys):
+    assert cli("--help").status == 0
+    shown = capsys.readouterr().out
+    for command in ("service", "dns"):
+        assert command in shown
+
+
+def test_real_process_piped_has_no_escape_codes_and_errors_on_stderr():
+    result = run_netdiag("service", "ssh", "nope-xyz", env={"TERM": "xterm-256color", "FORCE_COLOR": ""})
+    assert result.returncode == 1
+    assert b"\x1b" not in result.stdout and b"\x1b" not in result.stderr
+    assert b"ssh" in result.stdout and b"nope-xyz" in result.stderr
+
+
+def test_json_pipes_into_a_parser():
+    result = run_netdiag("service", "--json", "ssh")
+    assert json.loads(result.stdout)["results"][0]["entries"][0]["port"] == 22
+
+
+def test_startup_is_lazy():
+    code = (
+        "import sys; from netdiag.cli import app; "
+        "print(','.join(m for m in sys.modules if m.startswith(('netdiag', 'rich'))))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split(",")
+    assert not any(m.startswith("rich") for m in loaded)
+    assert not {"netdiag.sweep", "netdiag.resolver", "netdiag.services"} & set(loaded)
+
+
+def test_help_runs_as_module():
+    result = subprocess.run(
+        [sys.executable, "-m", "netdiag", "--help"], capture_output=True, env={**os.environ}, check=False
+    )
+    assert result.returncode == 0
+    assert b"service" in result.stdout
+
+
+@pytest.mark.lab
+def test_dns_outcomes_through_the_cli(cli):
+    result = cli("dns", "--json", "www.lab.test", "127.1.0.66", "nope.lab.test", "127.9.9.9", "127.1.0.77")
+    assert result.status == 1
+    by_query = {r["query"]: r for r in json.loads(result.stdout)["results"]}
+    assert list(by_query) == ["www.lab.test", "127.1.0.66", "nope.lab.test", "127.9.9.9", "127.1.0.77"]
+    assert by_query["www.lab.test"]["canonical"] == "web.lab.test"
+    assert by_query["127.1.0.66"]["confirmed"] is False
+    assert by_query["nope.lab.test"]["status"] == "nxdomain"
+    assert by_query["127.9.9.9"]["status"] == "no-ptr"
+    assert by_query["127.1.0.77"]["ptr"] == "[bold]evil[/bold].lab.test"
+
+
+@pytest.mark.lab
+def test_dns_table_shows_hostile_names_literally(cli):
+    result = cli("dns", "127.1.0.77", "127.1.0.78")
+    assert result.status == 0
+    assert "[bold]evil[/bold].lab.test" in result.stdout
+    assert "\\e[31mred\\e[0m.lab.test" in result.stdout
+    assert "\x1b" not in result.stdout

@@ -1,0 +1,104 @@
+"""Resolver tests against the lab's real dnsmasq and hosts file."""
+
+import contextlib
+import ipaddress
+import socket
+import threading
+import time
+
+import pytest
+
+from netdiag import resolver
+from netdiag.errors import ResolveError
+from netdiag.models import DnsOutcome
+from tests.lab import run_netdiag, with_resolv_conf
+
+pytestmark = pytest.mark.lab
+
+
+def test_forward_cname_gives_canonical_aliases_and_both_families():
+    answer = resolver.lookup("www.lab.test")
+    assert answer.outcome is DnsOutcome.OK
+    assert answer.canonical == "web.lab.test"
+    assert "www.lab.test" in answer.aliases
+    assert set(answer.addresses) == {"127.1.0.10", "fd00:1ab:1::10"}
+    assert answer.source == "dns"
+    assert answer.elapsed_ms > 0
+
+
+def test_forward_deduplicates_addresses():
+    answer = resolver.lookup("multi.lab.test")
+    assert sorted(answer.addresses) == ["127.1.0.31", "127.1.0.32", "127.1.0.33"]
+
+
+def test_hosts_file_answers_are_marked():
+    assert resolver.lookup("hostsonly", resolver.HostsFile.load()).source == "hosts"
+    reverse = resolver.lookup("127.1.0.5", resolver.HostsFile.load())
+    assert (reverse.ptr, reverse.source, reverse.confirmed) == ("hostsonly.lab.test", "hosts", True)
+
+
+def test_reverse_confirms_or_refutes():
+    good = resolver.lookup("127.1.0.10")
+    assert (good.ptr, good.confirmed) == ("web.lab.test", True)
+    liar = resolver.lookup("127.1.0.66")
+    assert (liar.ptr, liar.confirmed) == ("liar.lab.test", False)
+    v6 = resolver.lookup("fd00:1ab:1::10")
+    assert (v6.ptr, v6.confirmed) == ("web.lab.test", True)
+
+
+def test_distinct_negative_outcomes():
+    assert resolver.lookup("nope.lab.test").outcome is DnsOutcome.NXDOMAIN
+    assert resolver.lookup("127.9.9.9").outcome is DnsOutcome.NO_PTR
+    assert resolver.lookup("outside.example").outcome is DnsOutcome.FAILURE  # dnsmasq refuses
+
+
+def test_resolve_addresses_for_targets():
+    assert resolver.resolve_addresses("web.lab.test", socket.AF_INET) == [ipaddress.ip_address("127.1.0.10")]
+    with pytest.raises(ResolveError, match="NXDOMAIN"):
+        resolver.resolve_addresses("nope.lab.test")
+
+
+@pytest.fixture
+def blackhole_dns(tmp_path):
+    """A DNS server at 127.0.0.53 that reads queries and never answers."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.53", 53))
+    stop = threading.Event()
+
+    def swallow():
+        sock.settimeout(0.1)
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                sock.recv(4096)
+
+    thread = threading.Thread(target=swallow, daemon=True)
+    thread.start()
+    conf = tmp_path / "resolv.conf"
+    conf.write_text("nameserver 127.0.0.53\noptions timeout:10 attempts:1\n")
+    yield conf
+    stop.set()
+    thread.join()
+    sock.close()
+
+
+def test_slow_server_times_out_without_stalling_others_or_exit(blackhole_dns):
+    start = time.monotonic()
+    result = run_netdiag(
+        "dns", "--json", "--timeout", "1", "slow.lab.test", "hostsonly", prefix=with_resolv_conf(blackhole_dns)
+    )
+    elapsed = time.monotonic() - start
+    assert result.returncode == 1, result.stderr
+    import json
+
+    by_query = {r["query"]: r for r in json.loads(result.stdout)["results"]}
+    assert by_query["slow.lab.test"]["status"] == "timeout"
+    assert by_query["hostsonly"]["status"] == "ok"  # the hosts file still answered
+    assert elapsed < 4, f"exit took {elapsed:.1f}s: a stuck lookup held the process"
+
+
+def test_absent_server_is_a_resolver_failure(tmp_path):
+    conf = tmp_path / "resolv.conf"
+    conf.write_text("nameserver 127.0.0.54\noptions timeout:1 attempts:1\n")
+    result = run_netdiag("dns", "absent.lab.test", prefix=with_resolv_conf(conf))
+    assert result.returncode == 1
+    assert b"resolver failure" in result.stdout

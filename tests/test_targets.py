@@ -1,0 +1,192 @@
+import io
+import ipaddress
+import itertools
+import tracemalloc
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from netdiag.errors import NetdiagError, ResolveError, TargetError
+from netdiag.targets import (
+    MAX_ADDRESSES,
+    AddressBlock,
+    HostName,
+    Unresolved,
+    expand_arguments,
+    iter_addresses,
+    parse_target,
+    parse_targets,
+)
+
+
+def addresses(*texts, resolve=None):
+    return [str(a) for a, _ in iter_addresses(parse_targets(texts), resolve)]
+
+
+@pytest.mark.parametrize(
+    ("text", "first", "last", "count"),
+    [
+        ("127.1.0.7", "127.1.0.7", "127.1.0.7", 1),
+        ("127.1.0.0/24", "127.1.0.1", "127.1.0.254", 254),  # network, broadcast excluded
+        ("127.1.0.77/24", "127.1.0.1", "127.1.0.254", 254),  # host bits allowed
+        ("127.1.0.0/31", "127.1.0.0", "127.1.0.1", 2),  # point-to-point: both usable
+        ("127.1.0.9/32", "127.1.0.9", "127.1.0.9", 1),
+        ("127.1.0.5-20", "127.1.0.5", "127.1.0.20", 16),
+        ("127.1.0.250-127.1.1.3", "127.1.0.250", "127.1.1.3", 10),
+        ("fd00::/120", "fd00::1", "fd00::ff", 255),  # subnet-router anycast excluded
+        ("fd00::10-1f", "fd00::10", "fd00::1f", 16),
+        ("::1", "::1", "::1", 1),
+    ],
+)
+def test_address_forms(text, first, last, count):
+    block = parse_target(text)
+    assert isinstance(block, AddressBlock)
+    assert (str(block.first), str(block.last), len(block)) == (first, last, count)
+    assert len(list(block)) == count
+
+
+@pytest.mark.parametrize("text", ["web.lab.test", "localhost", "host-1", "a_b.example.", "xn--bcher-kva.test"])
+def test_hostnames(text):
+    assert parse_target(text) == HostName(text.rstrip("."))
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "empty target"),
+        ("1.2.3", "not an address"),
+        ("300.1.1.1", "not an address"),
+        ("-h", "not an address"),
+        ("--help", "not an address"),
+        ("host name", "not an address"),
+        ("127.0.0.9-3", "ends before it starts"),
+        ("127.0.0.1-300", "out of range"),
+        ("127.0.0.1-::1", "mixes IPv4 and IPv6"),
+        ("127.0.0.0/33", "not a valid network"),
+        ("127.0.0.1-x", "range end"),
+        ("bad..name", "not an address"),
+        ("-lead.example", "not an address"),
+    ],
+)
+def test_bad_targets_are_target_errors(text, message):
+    with pytest.raises(TargetError, match=message):
+        parse_target(text)
+
+
+def test_size_limit_needs_force():
+    with pytest.raises(TargetError, match="--force"):
+        parse_target("127.0.0.0/15")
+    assert len(parse_target("127.0.0.0/16")) == MAX_ADDRESSES - 2
+    assert len(parse_target("127.0.0.0/8", force=True)) == 2**24 - 2
+
+
+def test_a_slash_8_is_never_materialised():
+    tracemalloc.start()
+    targets = parse_targets(["127.0.0.0/8"], force=True)
+    sample = list(itertools.islice(iter_addresses(targets), 100_000))
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert len(sample) == 100_000
+    assert peak < 30_000_000  # the 100k sample itself, not 16M addresses
+
+
+def test_duplicates_dropped_in_input_order():
+    assert addresses("127.0.0.3", "127.0.0.1-4", "127.0.0.2", "127.0.0.0/29") == [
+        "127.0.0.3",
+        "127.0.0.1",
+        "127.0.0.2",
+        "127.0.0.4",
+        "127.0.0.5",
+        "127.0.0.6",
+    ]
+
+
+def test_hostnames_resolved_and_unresolved():
+    def resolve(name):
+        if name == "good.test":
+            return [ipaddress.ip_address("127.0.0.8"), ipaddress.ip_address("127.0.0.1")]
+        raise ResolveError(f"{name}: no such name")
+
+    out = list(iter_addresses(parse_targets(["127.0.0.1", "good.test", "bad.test"]), resolve))
+    assert out[0] == (ipaddress.ip_address("127.0.0.1"), None)
+    assert out[1] == (ipaddress.ip_address("127.0.0.8"), "good.test")  # 127.0.0.1 already swept
+    assert out[2] == Unresolved("bad.test", "bad.test: no such name")
+    assert len(out) == 3
+
+
+def test_list_files_and_stdin():
+    files = {
+        "@hosts.txt": ["# lab hosts\n", "127.0.0.1 127.0.0.2  # two\n", "\n", "web.lab.test\n"],
+        "-": ["127.0.0.9\n"],
+    }
+    assert expand_arguments(["@hosts.txt", "127.0.0.5", "-"], files.__getitem__) == [
+        "127.0.0.1",
+        "127.0.0.2",
+        "web.lab.test",
+        "127.0.0.5",
+        "127.0.0.9",
+    ]
+    assert expand_arguments(["-"], lambda _: io.StringIO("")) == []
+
+
+# --- properties --------------------------------------------------------------
+
+ipv4 = st.integers(0, 2**32 - 1).map(ipaddress.IPv4Address)
+ipv6 = st.integers(0, 2**128 - 1).map(ipaddress.IPv6Address)
+
+
+@st.composite
+def networks(draw):
+    address = draw(st.one_of(ipv4, ipv6))
+    bits = address.max_prefixlen
+    prefix = draw(st.integers(bits - 16, bits))
+    return f"{address}/{prefix}"
+
+
+@st.composite
+def ranges(draw):
+    first = draw(ipv4)
+    span = draw(st.integers(0, 3000))
+    last = ipaddress.IPv4Address(min(int(first) + span, 2**32 - 1))
+    return f"{first}-{last}"
+
+
+@given(st.one_of(networks(), ranges()))
+def test_every_address_lies_in_its_input_and_counts_are_exact(text):
+    block = parse_target(text)
+    produced = list(block)
+    assert len(produced) == len(block)
+    assert len(set(produced)) == len(produced)
+    if "/" in text:
+        network = ipaddress.ip_network(text, strict=False)
+        assert all(a in network for a in produced)
+        expected = network.num_addresses
+        if network.version == 4 and network.prefixlen < 31:
+            expected -= 2
+        elif network.version == 6 and network.prefixlen < 127:
+            expected -= 1
+        assert len(produced) == expected
+    else:
+        first, last = (ipaddress.ip_address(p) for p in text.split("-"))
+        assert all(first <= a <= last for a in produced)
+        assert len(produced) == int(last) - int(first) + 1
+
+
+@given(st.lists(st.one_of(networks(), ranges()).filter(lambda t: len(parse_target(t)) <= 600), max_size=4))
+def test_union_is_deduplicated_and_exact(texts):
+    produced = addresses(*texts)
+    expected = set()
+    for text in texts:
+        expected.update(str(a) for a in parse_target(text))
+    assert len(produced) == len(set(produced))
+    assert set(produced) == expected
+
+
+@given(st.text(max_size=60))
+def test_no_string_makes_the_parser_raise_anything_else(text):
+    try:
+        parse_target(text)
+    except NetdiagError as exc:
+        assert isinstance(exc, TargetError)
+        assert str(exc)
