@@ -157,3 +157,149 @@ def _show_dns(out: Output, answers: list, json_output: bool) -> None:
         out.json({"results": [render.dns_answer_json(a) for a in answers]})
     else:
         out.table(render.dns_answers_table(answers))
+
+
+@app.command()
+def sweep(
+    ctx: typer.Context,
+    targets: Annotated[
+        list[str],
+        typer.Argument(
+            help="Addresses, networks (CIDR), ranges (a.b.c.d-N), names, @FILE, - (stdin).", show_default=False
+        ),
+    ],
+    method: Annotated[str, typer.Option("--method", "-m", help="auto, icmp, ping or tcp.")] = "auto",
+    timeout: Annotated[float, typer.Option("--timeout", "-t", help="Seconds each probe waits for its answer.")] = 1.0,
+    retries: Annotated[int, typer.Option("--retries", "-r", help="More probes for hosts that did not answer.")] = 0,
+    count: Annotated[int, typer.Option("--count", "-c", help="Echo requests per host (shows loss, min/avg/max).")] = 1,
+    interval: Annotated[float, typer.Option("--interval", "-i", help="Seconds between requests to one host.")] = 0.25,
+    rate: Annotated[float | None, typer.Option("--rate", help="At most this many probes per second.")] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", "-w", help="ping processes / TCP connections in flight.")
+    ] = None,
+    ports: Annotated[
+        list[int] | None, typer.Option("--port", "-p", help="TCP ports for --method tcp (default 80, 443).")
+    ] = None,
+    no_names: Annotated[bool, typer.Option("--no-names", "-n", help="Skip reverse DNS names.")] = False,
+    alive: Annotated[bool, typer.Option("--alive", "-a", help="Show only hosts that answered.")] = False,
+    show_map: Annotated[bool, typer.Option("--map", help="Draw a grid of each /24 (or smaller) swept.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Allow networks larger than 65,536 addresses.")] = False,
+    json_output: JsonOption = False,
+    jsonl: Annotated[bool, typer.Option("--jsonl", help="Stream one JSON line per host as it settles.")] = False,
+) -> int:
+    """Ping sweep: which hosts are up, their round-trip times and names."""
+    from netdiag import targets as targets_module
+    from netdiag.sweep import SweepOptions, run_sweep
+
+    out = _output(ctx)
+    texts = targets_module.expand_arguments(targets, _open_target_list)
+    parsed = targets_module.parse_targets(texts, force=force)
+    if not parsed:
+        from netdiag.errors import BadInput
+
+        raise BadInput("no targets given (the list was empty)")
+    options = SweepOptions(
+        method=method.lower(),
+        timeout=timeout,
+        retries=retries,
+        count=count,
+        interval=interval,
+        rate=rate,
+        workers=workers,
+        names=not (no_names or jsonl),
+        ports=tuple(ports) if ports else (80, 443),
+    )
+    options.validate()
+    total = targets_module.count_addresses(parsed)
+    on_result = _stream_jsonl(out, alive) if jsonl else None
+    with _sweep_progress(out, total) as progress:
+        report = run_sweep(parsed, options, progress=progress, on_result=on_result)
+    _show_sweep(out, report, parsed, alive=alive, show_map=show_map, json_output=json_output, jsonl=jsonl)
+    if report.summary.interrupted:
+        return ExitStatus.INTERRUPTED
+    return ExitStatus.OK if report.summary.up else ExitStatus.NEGATIVE
+
+
+def _open_target_list(argument: str):
+    from netdiag.errors import BadInput
+
+    if argument == "-":
+        return sys.stdin
+    try:
+        with open(argument[1:], encoding="utf-8", errors="replace") as f:
+            return f.readlines()
+    except OSError as exc:
+        raise BadInput(f"cannot read target list {argument[1:]}: {exc.strerror}") from None
+
+
+def _stream_jsonl(out: Output, alive_only: bool):
+    from netdiag import render
+
+    def emit(result) -> None:
+        if result.alive or not alive_only:
+            out.json_line(render.host_result_json(result))
+
+    return emit
+
+
+class _sweep_progress:
+    """A transient progress bar on stderr, only when stderr is a terminal."""
+
+    def __init__(self, out: Output, total: int) -> None:
+        self.out, self.total = out, total
+        self.bar = None
+
+    def __enter__(self):
+        if not self.out.interactive:
+            return None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.bar = Progress(
+            TextColumn("sweeping"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("[green]{task.fields[up]} up[/] · {task.fields[sent]} probes sent"),
+            TimeElapsedColumn(),
+            console=self.out.err,
+            transient=True,
+        )
+        task = self.bar.add_task("sweep", total=self.total, up=0, sent=0)
+        self.bar.start()
+        bar = self.bar
+
+        def update(done: int, up: int, sent: int) -> None:
+            bar.update(task, completed=done, up=up, sent=sent)
+
+        return update
+
+    def __exit__(self, *exc_info) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def _show_sweep(out: Output, report, parsed, *, alive: bool, show_map: bool, json_output: bool, jsonl: bool) -> None:
+    from netdiag import render
+    from netdiag.targets import AddressBlock
+
+    if jsonl:
+        out.json_line({"summary": render.sweep_summary_json(report.summary)})
+        return
+    if json_output:
+        out.json(render.sweep_report_json(report, alive_only=alive))
+        return
+    shown = [r for r in report.results if r.alive or not alive]
+    show_loss = any(r.sent > 1 for r in report.results)
+    if shown and out.rich_tables and len(shown) <= render.RICH_TABLE_MAX_ROWS:
+        out.table(render.sweep_table(shown, show_loss))
+    elif shown:
+        out.text(render.sweep_plain(shown, show_loss))
+    if show_map:
+        by_address = {r.address: r for r in report.results}
+        for target in parsed:
+            if not isinstance(target, AddressBlock) or len(target) == 1:
+                continue  # a single host needs no map
+            if len(target) <= render.MAP_MAX:
+                out.out.print(render.subnet_map(target, by_address))
+            else:
+                out.warn(f"--map: {target.source} is larger than a /24; no map drawn")
+    out.info(render.sweep_summary_text(report.summary))

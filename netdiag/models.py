@@ -6,7 +6,6 @@ statistics, so nothing is computed twice or rounded before display.
 
 from __future__ import annotations
 
-import statistics
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -93,13 +92,14 @@ class HostResult:
         return len(self.rtts_ms)
 
     @property
-    def received(self) -> tuple[float, ...]:
-        return tuple(r for r in self.rtts_ms if r is not None)
+    def received(self) -> list[float]:
+        return [r for r in self.rtts_ms if r is not None]
 
     @property
     def loss(self) -> float | None:
         """Fraction of echo requests unanswered (None when none were sent)."""
-        return 1 - len(self.received) / self.sent if self.sent else None
+        sent = len(self.rtts_ms)
+        return 1 - len(self.received) / sent if sent else None
 
     @property
     def rtt_min(self) -> float | None:
@@ -111,7 +111,8 @@ class HostResult:
 
     @property
     def rtt_avg(self) -> float | None:
-        return statistics.fmean(self.received) if self.received else None
+        received = self.received
+        return sum(received) / len(received) if received else None
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,24 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from netdiag.models import DnsAnswer, DnsOutcome, ServiceAnswer, ServiceEntry
+from netdiag.models import (
+    DnsAnswer,
+    DnsOutcome,
+    HostResult,
+    HostState,
+    ServiceAnswer,
+    ServiceEntry,
+    SweepReport,
+    SweepSummary,
+)
+from netdiag.targets import AddressBlock
 
 PIPE_WIDTH = 250
+RICH_TABLE_MAX_ROWS = 2000  # rich lays out ~3k rows a second: beyond this, plain columns
+# ensure_ascii: every value survives exactly for jq, and no raw control byte
+# from the network can reach a terminal.
+_JSON = json.JSONEncoder(ensure_ascii=True, indent=2)
+_JSON_LINE = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"))
 _ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r", "\x1b": "\\e"}
 
 
@@ -79,15 +94,34 @@ class Output:
     def table(self, table: Table) -> None:
         self.out.print(table)
 
+    @property
+    def rich_tables(self) -> bool:
+        """Boxed, coloured tables for a person at a terminal; plain aligned
+        columns for pipes (and for tables too long to read anyway)."""
+        return self.out.is_terminal
+
     def json(self, document: Any) -> None:
-        # ensure_ascii: every value survives exactly for jq, and no raw control
-        # byte from the network can reach a terminal.
-        self.stdout.write(json.dumps(document, ensure_ascii=True, indent=2) + "\n")
+        self.stdout.write(_JSON.encode(document) + "\n")
         self.stdout.flush()
 
     def json_line(self, document: Any) -> None:
-        self.stdout.write(json.dumps(document, ensure_ascii=True, separators=(",", ":")) + "\n")
+        self.stdout.write(_JSON_LINE.encode(document) + "\n")
+
+    def text(self, text: str) -> None:
+        """Plain text that is already safe (made with ``visible``)."""
+        self.stdout.write(text)
         self.stdout.flush()
+
+
+def plain_table(headers: list[str], rows: Iterable[list[str]]) -> str:
+    """Columns aligned with spaces, no box and no colour: for pipes, grep and awk.
+    Cells must already be made safe with ``visible``."""
+    rows = list(rows)
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+    template = "  ".join(f"{{:<{w}}}" for w in widths)
+    lines = [template.format(*headers).rstrip()]
+    lines += [template.format(*row).rstrip() for row in rows]
+    return "\n".join(lines) + "\n"
 
 
 def new_table(*columns: str, title: str | None = None) -> Table:
@@ -171,3 +205,149 @@ def dns_answers_table(answers: Iterable[DnsAnswer]) -> Table:
             table.add_row(safe(a.query), safe(a.ptr, "bold"), safe(" ".join(a.aliases), "dim"), confirmed,
                           a.source or "", time_cell)  # fmt: skip
     return table
+
+
+# --- sweep -----------------------------------------------------------------
+
+_STATE_STYLE = {
+    HostState.UP: "green",
+    HostState.DOWN: "red",
+    HostState.UNREACHABLE: "magenta",
+    HostState.UNRESOLVED: "yellow",
+}
+
+
+def _ms(value: float | None) -> str:
+    if value is None:
+        return ""
+    return f"{value:.3f}" if value < 10 else f"{value:.1f}"
+
+
+def host_result_json(result: HostResult) -> dict[str, Any]:
+    received = result.received
+    return {
+        "address": result.address,
+        "alive": bool(received),
+        "state": result.state.value,
+        "rtt_ms": _round(result.rtt_avg),
+        "rtt_min_ms": _round(min(received)) if received else None,
+        "rtt_max_ms": _round(max(received)) if received else None,
+        "rtts_ms": [None if r is None else round(r, 4) for r in result.rtts_ms],
+        "loss": result.loss,
+        "name": result.name,
+        "reason": result.reason,
+    }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+def sweep_summary_json(summary: SweepSummary) -> dict[str, Any]:
+    return {
+        "total": summary.total,
+        "up": summary.up,
+        "down": summary.total - summary.up,
+        "method": summary.method,
+        "method_reason": summary.method_reason,
+        "elapsed_s": round(summary.elapsed_s, 3),
+        "probes_sent": summary.probes_sent,
+        "interrupted": summary.interrupted,
+    }
+
+
+def sweep_report_json(report: SweepReport, alive_only: bool = False) -> dict[str, Any]:
+    return {
+        "results": [host_result_json(r) for r in report.results if r.alive or not alive_only],
+        "summary": sweep_summary_json(report.summary),
+    }
+
+
+def sweep_table(results: Iterable[HostResult], show_loss: bool) -> Table:
+    columns = ["Address", "State", "RTT ms"] + (["Loss", "min/avg/max ms"] if show_loss else []) + ["Name"]
+    table = new_table(*columns)
+    table.columns[2].justify = "right"
+    for r in results:
+        state = Text(r.state.value, style=_STATE_STYLE[r.state])
+        if r.reason:
+            state.append(f" ({visible(r.reason)})", style="dim")
+        row: list[Any] = [safe(r.address), state, _ms(r.rtt_avg)]
+        if show_loss:
+            loss = "" if r.loss is None else f"{r.loss:.0%}"
+            spread = "/".join(_ms(v) for v in (r.rtt_min, r.rtt_avg, r.rtt_max)) if r.received else ""
+            row += [loss, spread]
+        row.append(safe(r.name))
+        table.add_row(*row)
+    return table
+
+
+def sweep_plain(results: Iterable[HostResult], show_loss: bool) -> str:
+    headers = ["ADDRESS", "STATE", "RTT_MS"] + (["LOSS", "MIN/AVG/MAX_MS"] if show_loss else []) + ["NAME"]
+    rows = []
+    for r in results:
+        state = r.state.value + (f" ({visible(r.reason)})" if r.reason else "")
+        row = [visible(r.address), state, _ms(r.rtt_avg)]
+        if show_loss:
+            loss = "" if r.loss is None else f"{r.loss:.0%}"
+            row += [loss, "/".join(_ms(v) for v in (r.rtt_min, r.rtt_avg, r.rtt_max)) if r.received else ""]
+        row.append(visible(r.name) if r.name else "-")
+        rows.append(row)
+    return plain_table(headers, rows)
+
+
+def sweep_summary_text(summary: SweepSummary) -> Text:
+    text = Text()
+    text.append(f"{summary.up}", style="bold green" if summary.up else "bold red")
+    text.append(f"/{summary.total} hosts up")
+    text.append(f" in {summary.elapsed_s:.2f}s", style="dim")
+    text.append(f" via {summary.method}", style="cyan")
+    text.append(f" ({summary.method_reason})", style="dim")
+    if summary.interrupted:
+        text.append(" (interrupted: partial results)", style="bold yellow")
+    return text
+
+
+MAP_MAX = 256
+MAP_COLUMNS = 16
+
+
+def _cell(result: HostResult | None) -> Text:
+    if result is None:
+        return Text("   ")
+    if result.state is HostState.UP:
+        rtt = result.rtt_avg or 0.0
+        style = "bold green" if rtt < 1 else "green" if rtt < 10 else "yellow" if rtt < 100 else "dark_orange"
+        return Text("██ ", style=style)
+    if result.state is HostState.UNREACHABLE:
+        return Text("╳╳ ", style="magenta")
+    return Text("·· ", style="red")
+
+
+def subnet_map(block: AddressBlock, results: dict[str, HostResult]) -> Table:
+    """A grid of the block (at most a /24, or an IPv6 /120): one cell per
+    address, 16 to a row, the row labelled with its first address."""
+    make = type(block.first)
+    first_row = int(block.first) & ~(MAP_COLUMNS - 1)
+    last_row = int(block.last) & ~(MAP_COLUMNS - 1)
+    grid = Table.grid(padding=(0, 0))
+    grid.add_column(justify="right", style="dim")
+    grid.add_column(width=1)  # between the labels and the cells
+    for _ in range(MAP_COLUMNS):
+        grid.add_column()
+    offsets = [Text(f"{c:<3x}" if block.version == 6 else f"{c:<3d}", style="dim") for c in range(MAP_COLUMNS)]
+    grid.add_row(Text("+"), Text(""), *offsets)
+    for row_start in range(first_row, last_row + 1, MAP_COLUMNS):
+        cells = []
+        for number in range(row_start, row_start + MAP_COLUMNS):
+            inside = int(block.first) <= number <= int(block.last)
+            cells.append(_cell(results.get(str(make(number)))) if inside else Text("   "))
+        grid.add_row(Text(str(make(row_start))), Text(""), *cells)
+    legend = Text.assemble(
+        ("██", "bold green"), " <1ms  ", ("██", "green"), " <10ms  ", ("██", "yellow"), " <100ms  ",
+        ("██", "dark_orange"), " slower  ", ("··", "red"), " down  ", ("╳╳", "magenta"), " unreachable",
+    )  # fmt: skip
+    outer = Table.grid()
+    outer.add_row(Text(f"Map of {block.source}", style="bold"))
+    outer.add_row(grid)
+    outer.add_row(legend)
+    return outer

@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 import ipaddress
 import re
+import socket
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
@@ -204,16 +205,11 @@ class Unresolved:
     reason: str
 
 
-def iter_addresses(
-    targets: Iterable[Target],
-    resolve: Callable[[str], list[IPAddress]] | None = None,
-) -> Iterator[tuple[IPAddress, str | None] | Unresolved]:
-    """Every address once, in input order, lazily.
-
-    Yields ``(address, hostname)`` pairs (hostname set where the address came
-    from a name), or Unresolved for names ``resolve`` could not answer; resolve
-    raises NetdiagError with a reason for those.
-    """
+def _iter_runs(
+    targets: Iterable[Target], resolve: Callable[[str], list[IPAddress]] | None
+) -> Iterator[tuple[int, int, int, str | None] | Unresolved]:
+    """``(version, first, last, hostname)`` runs of addresses as integers, each
+    address once across all runs, in input order."""
     seen = _Seen()
     for target in targets:
         if isinstance(target, HostName):
@@ -228,14 +224,50 @@ def iter_addresses(
                 n = int(address)
                 if any(True for _ in seen.unseen_runs(address.version, n, n)):
                     seen.add(address.version, n, n)
-                    yield address, target.name
+                    yield address.version, n, n, target.name
             continue
-        make = type(target.first)
-        runs = list(seen.unseen_runs(target.version, int(target.first), int(target.last)))
-        seen.add(target.version, int(target.first), int(target.last))
-        for first, last in runs:
-            for n in range(first, last + 1):
-                yield make(n), None
+        version, first, last = target.version, int(target.first), int(target.last)
+        runs = list(seen.unseen_runs(version, first, last))
+        seen.add(version, first, last)
+        for run_first, run_last in runs:
+            yield version, run_first, run_last, None
+
+
+def iter_addresses(
+    targets: Iterable[Target],
+    resolve: Callable[[str], list[IPAddress]] | None = None,
+) -> Iterator[tuple[IPAddress, str | None] | Unresolved]:
+    """Every address once, in input order, lazily.
+
+    Yields ``(address, hostname)`` pairs (hostname set where the address came
+    from a name), or Unresolved for names ``resolve`` could not answer; resolve
+    raises NetdiagError with a reason for those.
+    """
+    for run in _iter_runs(targets, resolve):
+        if isinstance(run, Unresolved):
+            yield run
+            continue
+        version, first, last, name = run
+        make = ipaddress.IPv4Address if version == 4 else ipaddress.IPv6Address
+        for n in range(first, last + 1):
+            yield make(n), name
+
+
+def iter_address_texts(
+    targets: Iterable[Target],
+    resolve: Callable[[str], list[IPAddress]] | None = None,
+) -> Iterator[tuple[str, int, str | None, int] | Unresolved]:
+    """Like iter_addresses, as ``(text, version, hostname, number)``: the sweep's
+    hot path formats addresses with inet_ntop, several times faster than ipaddress."""
+    ntop = socket.inet_ntop
+    for run in _iter_runs(targets, resolve):
+        if isinstance(run, Unresolved):
+            yield run
+            continue
+        version, first, last, name = run
+        family, size = (socket.AF_INET, 4) if version == 4 else (socket.AF_INET6, 16)
+        for n in range(first, last + 1):
+            yield ntop(family, n.to_bytes(size, "big")), version, name, n
 
 
 def count_addresses(targets: Iterable[Target]) -> int:

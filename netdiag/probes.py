@@ -1,0 +1,332 @@
+"""The socket boundary for probes: ICMP sockets, the system ping, TCP connects.
+
+OS error numbers become typed outcomes here and nowhere else. A timeout, an
+unreachable answer and a permission problem are different things and are
+never folded into "packet lost".
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import shutil
+import socket
+import struct
+import subprocess
+import time
+from dataclasses import dataclass
+
+from netdiag import icmp
+from netdiag.errors import NetdiagError, ProbePermissionError
+
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
+IP_RECVERR = getattr(socket, "IP_RECVERR", 11)
+IPV6_RECVERR = getattr(socket, "IPV6_RECVERR", 25)
+MSG_ERRQUEUE = getattr(socket, "MSG_ERRQUEUE", 0x2000)
+SOL_RAW = 255
+ICMP_FILTER = 1
+ICMP6_FILTER = 1
+RECEIVE_BUFFER = 32 << 20  # holds a /16's replies between drains
+
+_EXTENDED_ERROR = struct.Struct("=IBBBBII")  # struct sock_extended_err
+_TIMESPEC = struct.Struct("@ll")
+_ORIGIN_ICMP = (2, 3)  # SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6
+_RECVERR_CMSGS = {(socket.IPPROTO_IP, IP_RECVERR), (socket.IPPROTO_IPV6, IPV6_RECVERR)}
+
+# errno of a send or connect that means "this destination cannot be reached"
+UNREACHABLE_ERRNOS = {
+    errno.ENETUNREACH,
+    errno.EHOSTUNREACH,
+    errno.EHOSTDOWN,
+    errno.EADDRNOTAVAIL,
+    errno.EACCES,  # e.g. a broadcast address
+    errno.EPERM,  # a local firewall rejected the packet
+    errno.EINVAL,
+    errno.EPROTO,
+}
+
+GRANT_HINT = (
+    "native ICMP needs CAP_NET_RAW (sudo setcap cap_net_raw+ep on the Python "
+    "interpreter, or run as root) or unprivileged ICMP sockets "
+    "(sudo sysctl -w net.ipv4.ping_group_range='0 2147483647')"
+)
+
+
+class ProbeError(NetdiagError):
+    """A probe that could not even be attempted (not a negative answer)."""
+
+
+# Not frozen: these are made per packet, and frozen dataclasses construct slower.
+@dataclass(slots=True)
+class Reply:
+    address: str
+    identifier: int
+    sequence: int
+    cookie: bytes
+    received_ns: int  # CLOCK_REALTIME, from the kernel when it timestamps
+
+
+@dataclass(slots=True)
+class Unreachable:
+    address: str
+    identifier: int
+    sequence: int
+    reason: str
+
+
+class IcmpSocket:
+    """One non-blocking ICMP echo socket: ``raw`` or ``dgram``, IPv4 or IPv6."""
+
+    def __init__(self, version: int, kind: str) -> None:
+        self.version, self.kind = version, kind
+        family = socket.AF_INET if version == 4 else socket.AF_INET6
+        self.family = family
+        proto = socket.IPPROTO_ICMP if version == 4 else socket.IPPROTO_ICMPV6
+        sock_type = socket.SOCK_RAW if kind == "raw" else socket.SOCK_DGRAM
+        try:
+            self.sock = socket.socket(family, sock_type, proto)
+        except OSError as exc:
+            if exc.errno in (errno.EPERM, errno.EACCES):
+                raise ProbePermissionError(f"{kind} ICMP socket not permitted: {GRANT_HINT}") from None
+            raise ProbeError(f"cannot open an IPv{version} {kind} ICMP socket: {exc.strerror}") from None
+        self.sock.setblocking(False)
+        self._errors: list[Unreachable] = []
+        self._enlarge_receive_buffer()
+        self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        if kind == "raw":
+            self._filter_types()
+            self.identifier = os.getpid() & 0xFFFF
+        else:
+            if version == 4:
+                self.sock.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 1)
+            else:
+                self.sock.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVERR, 1)
+            self.sock.bind(("0.0.0.0", 0) if version == 4 else ("::", 0))
+            self.identifier = self.sock.getsockname()[1]  # the kernel's echo identifier
+
+    def _enlarge_receive_buffer(self) -> None:
+        try:  # past net.core.rmem_max: needs CAP_NET_ADMIN
+            self.sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECEIVE_BUFFER)
+        except OSError:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+
+    def _filter_types(self) -> None:
+        """Ask the kernel for echo replies and errors only: on loopback a raw
+        socket would otherwise also read back every request it sends."""
+        wanted = (icmp.ECHO_REPLY, icmp.DEST_UNREACHABLE, icmp.TIME_EXCEEDED)
+        if self.version == 4:
+            mask = 0xFFFFFFFF
+            for table in wanted:
+                mask &= ~(1 << table[4])
+            self.sock.setsockopt(SOL_RAW, ICMP_FILTER, struct.pack("I", mask))
+        else:
+            blocked = [0xFFFFFFFF] * 8  # ICMP6_FILTER: a set bit blocks that type
+            for table in wanted:
+                t = table[6]
+                blocked[t >> 5] &= ~(1 << (t & 31))
+            self.sock.setsockopt(socket.IPPROTO_ICMPV6, ICMP6_FILTER, struct.pack("8I", *blocked))
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def send(self, packet: bytes, address: str) -> str | None:
+        """Send one request. None when sent; the reason when this destination
+        is unreachable from here. Raises BlockingIOError when it was not sent
+        and should be sent again (after a drain)."""
+        try:
+            self.sock.sendto(packet, (address, 0))
+        except OSError as exc:
+            return self.send_failed(exc, address)
+        return None
+
+    def send_failed(self, exc: OSError, address: str) -> str:
+        """Interpret a failed sendto (see send)."""
+        if self.kind == "dgram" and exc.errno not in (errno.ENOBUFS, errno.EAGAIN):
+            # With IP_RECVERR the kernel hands a pending ICMP error about an
+            # earlier probe to the next send, which it then drops. If the error
+            # queue held something, the failure was that: attribute it through
+            # the queue and send this packet again.
+            before = len(self._errors)
+            self._read_error_queue(self._errors)
+            if len(self._errors) > before:
+                raise BlockingIOError(errno.EAGAIN, "pending ICMP error read; send again")
+        return send_failure(exc, address)
+
+    def read(self, backlog: list) -> None:
+        """Append every waiting message to ``backlog`` unparsed (non-blocking).
+
+        Cheap enough to call between send bursts; ``parse`` later, when there
+        is time: kernel timestamps keep the RTTs exact however late that is."""
+        if self._errors:  # read from the error queue by send_failed
+            backlog.extend(self._errors)
+            self._errors.clear()
+        recvmsg, append = self.sock.recvmsg, backlog.append
+        while True:
+            try:
+                append(recvmsg(2048, 64))
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                # A datagram socket reports an ICMP error as a pending socket
+                # error; the details wait in the error queue.
+                if self.kind == "dgram" and exc.errno not in (errno.EBADF, errno.ENOTSOCK):
+                    self._read_error_queue(backlog)
+                    continue
+                raise ProbeError(f"receiving ICMP: {exc.strerror}") from None
+
+    def parse(self, backlog: list, out: list) -> None:
+        """Turn messages from ``read`` into Reply and Unreachable items."""
+        version, raw_v4 = self.version, self.kind == "raw" and self.version == 4
+        for message in backlog:
+            if type(message) is Unreachable:  # already decoded from the error queue
+                out.append(message)
+                continue
+            data, ancillary, _, source = message
+            parsed = icmp.parse(icmp.strip_ipv4_header(data) if raw_v4 else data, version)
+            if type(parsed) is icmp.EchoReply:
+                stamp = _timestamp(ancillary)
+                out.append(Reply(source[0], parsed.identifier, parsed.sequence, parsed.cookie, stamp))
+            elif parsed is not None:
+                target = socket.inet_ntop(self.family, parsed.destination)
+                out.append(Unreachable(target, parsed.identifier, parsed.sequence, parsed.reason(version)))
+
+    def receive(self, out: list) -> None:
+        """Read and parse everything waiting."""
+        backlog: list = []
+        self.read(backlog)
+        self.parse(backlog, out)
+
+    def _read_error_queue(self, out: list) -> None:
+        while True:
+            try:
+                data, ancillary, _, destination = self.sock.recvmsg(2048, 512, MSG_ERRQUEUE)
+            except (BlockingIOError, InterruptedError):
+                return
+            for level, cmsg_type, payload in ancillary:
+                if (level, cmsg_type) not in _RECVERR_CMSGS or len(payload) < _EXTENDED_ERROR.size:
+                    continue  # e.g. the receive timestamp
+                err, origin, icmp_type, code, *_ = _EXTENDED_ERROR.unpack_from(payload)
+                if origin in _ORIGIN_ICMP:
+                    packed = socket.inet_pton(self.family, destination[0])
+                    parsed = icmp.parse_quoted_request(data, self.version, packed, icmp_type, code)
+                    reason = parsed.reason(self.version) if parsed else None
+                else:
+                    parsed = icmp.parse_quoted_request(data, self.version, b"", 0, 0)
+                    reason = os.strerror(err)
+                if parsed is not None:
+                    out.append(Unreachable(destination[0], parsed.identifier, parsed.sequence, reason))
+
+
+def send_failure(exc: OSError, address: str) -> str:
+    """What a failed sendto means: the reason a destination is unreachable, or
+    BlockingIOError (buffer full: retry later), or ProbeError."""
+    if isinstance(exc, BlockingIOError) or exc.errno == errno.ENOBUFS:
+        raise BlockingIOError(exc.errno, exc.strerror) from None
+    if exc.errno in UNREACHABLE_ERRNOS:
+        return (exc.strerror or "unreachable").lower()
+    raise ProbeError(f"sending to {address}: {exc.strerror}") from None
+
+
+def _timestamp(ancillary: list) -> int:
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= _TIMESPEC.size:
+            seconds, nanoseconds = _TIMESPEC.unpack_from(data)
+            return seconds * 1_000_000_000 + nanoseconds
+    return time.time_ns()
+
+
+def open_icmp(version: int, kinds: tuple[str, ...] = ("raw", "dgram")) -> IcmpSocket:
+    """The first ICMP socket kind this process may open, in order of preference."""
+    denied: ProbePermissionError | None = None
+    for kind in kinds:
+        try:
+            return IcmpSocket(version, kind)
+        except ProbePermissionError as exc:
+            denied = exc
+    assert denied is not None
+    raise ProbePermissionError(f"no ICMP socket is permitted: {GRANT_HINT}")
+
+
+# --- system ping ---------------------------------------------------------------
+
+_PING_RTT = re.compile(rb"icmp_seq=(\d+).*?time[=<]([\d.]+) ?ms")
+_PING_ERROR = re.compile(rb"icmp_seq=(\d+) (Destination [^\n]*|Time to live exceeded)", re.IGNORECASE)
+
+
+def ping_command() -> str | None:
+    return shutil.which("ping")
+
+
+@dataclass(frozen=True)
+class PingOutcome:
+    rtts_ms: tuple[float | None, ...]
+    reason: str | None = None  # set when an error (unreachable) came back instead
+
+
+def system_ping(address: str, version: int, timeout: float, count: int = 1, interval: float = 0.2) -> PingOutcome:
+    """One host through the system ping. ``address`` must be a numeric address
+    (never a user string) and comes after ``--``: it can never be an option."""
+    binary = ping_command()
+    if binary is None:
+        raise ProbeError("no ping command on this system")
+    command = [binary, f"-{version}", "-n", "-c", str(count), "-W", f"{timeout:g}"]
+    if count > 1:
+        command += ["-i", f"{max(interval, 0.002):g}"]
+    command += ["--", address]
+    try:
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            timeout=timeout + count * interval + 5,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return PingOutcome((None,) * count)
+    if done.returncode not in (0, 1):
+        message = (done.stderr or done.stdout).decode(errors="replace").strip().splitlines()
+        raise ProbeError(f"ping failed for {address}: {message[-1] if message else done.returncode}")
+    rtts: list[float | None] = [None] * count
+    for seq, rtt in _PING_RTT.findall(done.stdout):
+        index = int(seq) - 1
+        if 0 <= index < count:
+            rtts[index] = float(rtt)
+    error = _PING_ERROR.search(done.stdout)
+    reason = error.group(2).decode(errors="replace").strip().lower() if error else None
+    return PingOutcome(tuple(rtts), reason)
+
+
+# --- TCP connect ---------------------------------------------------------------
+
+_LINGER_RESET = struct.pack("ii", 1, 0)
+
+
+def start_connect(address: str, version: int, port: int) -> tuple[socket.socket, int]:
+    """Begin a non-blocking connect; returns the socket and connect's errno
+    (EINPROGRESS while the handshake is under way)."""
+    family = socket.AF_INET if version == 4 else socket.AF_INET6
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    # Close with RST, not FIN: a probe leaves no TIME_WAIT behind.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+    return sock, sock.connect_ex((address, port))
+
+
+def connect_error(sock: socket.socket) -> int:
+    return sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+
+
+def classify_connect(code: int) -> tuple[str, str | None]:
+    """A finished connect's errno → ("up" | "unreachable" | "down", reason).
+
+    A SYN-ACK (0) or an RST (ECONNREFUSED) both prove the host is there."""
+    if code in (0, errno.EISCONN, errno.ECONNREFUSED):
+        return "up", None
+    if code == errno.ETIMEDOUT:
+        return "down", None
+    return "unreachable", os.strerror(code).lower()
