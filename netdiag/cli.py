@@ -6,6 +6,7 @@ import the core lazily so ``netdiag --help`` stays fast.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -63,6 +64,11 @@ def main(argv: list[str] | None = None, output: Output | None = None) -> int:
     except BrokenPipeError:  # `netdiag ... | head`: the reader left, not an error
         sys.stdout = None  # type: ignore[assignment] - stop the interpreter flushing it again
         return int(ExitStatus.OK)
+    except Exception as exc:  # a bug: one line, the traceback only when asked for
+        if os.environ.get("NETDIAG_DEBUG"):
+            raise
+        output.error(f"internal error: {type(exc).__name__}: {exc} (NETDIAG_DEBUG=1 shows the traceback)")
+        return int(ExitStatus.NEGATIVE)
     return int(status or 0)
 
 

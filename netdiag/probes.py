@@ -288,6 +288,8 @@ def system_ping(address: str, version: int, timeout: float, count: int = 1, inte
         )
     except subprocess.TimeoutExpired:
         return PingOutcome((None,) * count)
+    except OSError as exc:
+        raise ProbeError(f"cannot run {binary}: {exc.strerror}") from None
     if done.returncode not in (0, 1):
         message = (done.stderr or done.stdout).decode(errors="replace").strip().splitlines()
         raise ProbeError(f"ping failed for {address}: {message[-1] if message else done.returncode}")

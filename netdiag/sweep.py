@@ -111,6 +111,8 @@ def plan_method(requested: str, versions: set[int], ports: tuple[int, ...] = (80
     if requested == "ping":
         if probes.ping_command() is None:
             raise BadInput("--method ping: no ping command is installed")
+        if not _system_ping_works(versions):
+            raise ProbePermissionError(f"--method ping: the system ping cannot run here; {probes.GRANT_HINT}")
         return Plan("ping", "ping (system command)", "asked for")
     if requested == "auto" and _system_ping_works(versions):
         return Plan("ping", "ping (system command)", "no ICMP socket is permitted, but the system ping works")
@@ -133,12 +135,15 @@ def _system_ping_works(versions: set[int]) -> bool:
         return False
     for version in versions:
         loopback = "127.0.0.1" if version == 4 else "::1"
-        result = subprocess.run(
-            [binary, f"-{version}", "-n", "-c", "1", "-W", "1", "--", loopback],
-            capture_output=True,
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
+        try:
+            result = subprocess.run(
+                [binary, f"-{version}", "-n", "-c", "1", "-W", "1", "--", loopback],
+                capture_output=True,
+                stdin=subprocess.DEVNULL,
+                check=False,
+            )
+        except OSError:  # e.g. EPERM: file capabilities beyond our bounding set
+            return False
         if result.returncode != 0:
             return False
     return True
@@ -652,7 +657,8 @@ class TcpEngine(_Engine):
                 if not exhausted and self._gap_ns:
                     delay = min(delay, max((self._next_send_ns - now) / 1e9, 0))
                 for key, _ in self.selector.select(min(delay, 0.1)):
-                    settle(key.fileobj, time.monotonic_ns(), probes.connect_error(key.fileobj))
+                    if key.fileobj in started:  # not closed by a sibling settled in this batch
+                        settle(key.fileobj, time.monotonic_ns(), probes.connect_error(key.fileobj))
                 now = time.monotonic_ns()
                 while expiry and expiry[0][0] <= now:
                     sock = expiry.popleft()[1]
