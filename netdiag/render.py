@@ -285,12 +285,16 @@ def sweep_plain(results: Iterable[HostResult], show_loss: bool) -> str:
     headers = ["ADDRESS", "STATE", "RTT_MS"] + (["LOSS", "MIN/AVG/MAX_MS"] if show_loss else []) + ["NAME"]
     rows = []
     for r in results:
-        state = r.state.value + (f" ({visible(r.reason)})" if r.reason else "")
-        row = [visible(r.address), state, _ms(r.rtt_avg)]
+        # Addresses are formatted by netdiag itself (or checked as hostnames):
+        # only names and reasons come from outside.
+        state = r.state.value if r.reason is None else f"{r.state.value} ({visible(r.reason)})"
+        received = r.received
+        avg = sum(received) / len(received) if received else None
+        row = [r.address, state, _ms(avg)]
         if show_loss:
             loss = "" if r.loss is None else f"{r.loss:.0%}"
-            row += [loss, "/".join(_ms(v) for v in (r.rtt_min, r.rtt_avg, r.rtt_max)) if r.received else ""]
-        row.append(visible(r.name) if r.name else "-")
+            row += [loss, "/".join(_ms(v) for v in (min(received), avg, max(received))) if received else ""]
+        row.append("-" if r.name is None else visible(r.name))
         rows.append(row)
     return plain_table(headers, rows)
 
