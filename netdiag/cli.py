@@ -7,7 +7,9 @@ import the core lazily so ``netdiag --help`` stays fast.
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import time
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
@@ -309,3 +311,229 @@ def _show_sweep(out: Output, report, parsed, *, alive: bool, show_map: bool, jso
             else:
                 out.warn(f"--map: {target.source} is larger than a /24; no map drawn")
     out.info(render.sweep_summary_text(report.summary))
+
+
+@app.command()
+def telnet(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Argument(help="Host name or address ([v6] allowed).", show_default=False)],
+    port: Annotated[str, typer.Argument(help="Port number or service name (smtp, http).")] = "23",
+    ipv4: Annotated[bool, typer.Option("-4", help="IPv4 addresses only.")] = False,
+    ipv6: Annotated[bool, typer.Option("-6", help="IPv6 addresses only.")] = False,
+    connect_timeout: Annotated[float, typer.Option("--connect-timeout", help="Seconds per address tried.")] = 10.0,
+    raw: Annotated[bool, typer.Option("--raw", help="No telnet protocol: every byte as is.")] = False,
+    force_telnet: Annotated[
+        bool, typer.Option("--telnet", help="Telnet protocol even when piped to a port other than 23.")
+    ] = False,
+    char: Annotated[bool, typer.Option("--char", help="Character mode from the start.")] = False,
+    crlf: Annotated[bool, typer.Option("--crlf", help="Send CR LF for each line end (SMTP, HTTP).")] = False,
+    escape: Annotated[
+        str, typer.Option("--escape", "-e", help="Escape key for the netdiag> prompt: ^X, a character, or none.")
+    ] = "^]",
+    hexdump: Annotated[bool, typer.Option("--hexdump", "-x", help="Show the traffic both ways as a hex dump.")] = False,
+    tls: Annotated[bool, typer.Option("--tls", help="Wrap the connection in TLS.")] = False,
+    insecure: Annotated[
+        bool, typer.Option("--insecure", "-k", help="With --tls: do not verify the certificate.")
+    ] = False,
+    sni: Annotated[str | None, typer.Option("--sni", help="With --tls: server name to send and verify.")] = None,
+    idle_timeout: Annotated[
+        float | None, typer.Option("--idle-timeout", help="Close after this many idle seconds.")
+    ] = None,
+    log: Annotated[str | None, typer.Option("--log", help="Record the session to FILE.")] = None,
+    raw_terminal: Annotated[
+        bool, typer.Option("--raw-terminal", help="Pass server control sequences to the terminal.")
+    ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Connection messages even when piped.")] = False,
+) -> int:
+    """Interactive raw TCP client, telnet protocol aware; a byte-exact pipe when piped."""
+    import socket as socket_module
+
+    from netdiag import services
+    from netdiag.errors import BadInput
+    from netdiag.telnet.connection import check_host, open_connection
+    from netdiag.telnet.session import Session, SessionOptions, Terminal
+
+    out = _output(ctx)
+    if ipv4 and ipv6:
+        raise BadInput("-4 and -6 exclude each other")
+    if raw and force_telnet:
+        raise BadInput("--raw and --telnet exclude each other")
+    _check_timeout(connect_timeout, "--connect-timeout")
+    if idle_timeout is not None:
+        _check_timeout(idle_timeout, "--idle-timeout")
+    port_number = services.port_number(port)
+    if port_number == 0:
+        raise BadInput("port 0 cannot be connected to")
+    check_host(host)
+    escape_key = _escape_key(escape)
+    input_fd = sys.stdin.fileno()
+    interactive = os.isatty(input_fd)
+    protocol = not raw and (force_telnet or interactive or port_number == 23)
+    talk = interactive or verbose
+    log_file = _open_log(log)
+    family = socket_module.AF_INET if ipv4 else socket_module.AF_INET6 if ipv6 else socket_module.AF_UNSPEC
+    connection = open_connection(
+        host,
+        port_number,
+        family=family,
+        timeout=connect_timeout,
+        tls=tls,
+        insecure=insecure,
+        server_name=sni,
+        on_attempt=(lambda address: out.info(f"Trying {address}...")) if talk else None,
+    )
+    if talk:
+        out.info(f"Connected to {connection.host} ({connection.address}) port {connection.port}.")
+        if connection.tls:
+            t = connection.tls
+            verified = "verified" if t.verified else "NOT verified"
+            out.info(f"TLS {t.version}, {t.cipher}; certificate {verified}: {t.subject} (issuer: {t.issuer})")
+        if interactive and escape_key is not None:
+            out.info(f"Escape character is '{_key_name(escape_key)}'.")
+    options = SessionOptions(
+        protocol=protocol,
+        interactive=interactive,
+        char_mode=char,
+        crlf=crlf,
+        escape=escape_key,
+        hexdump=hexdump,
+        raw_terminal=raw_terminal,
+        idle_timeout=idle_timeout,
+        log=log_file,
+    )
+    terminal = Terminal(input_fd) if interactive else None
+    previous_term = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        result = Session(connection, input_fd, out.stdout.buffer, _TerminalUI(out, input_fd), options, terminal).run()
+    finally:
+        signal.signal(signal.SIGTERM, previous_term)
+        if log_file is not None:
+            log_file.close()
+    if result.error:
+        out.error(result.error)
+        return ExitStatus.NEGATIVE
+    counts = f"{result.sent:,} bytes sent, {result.received:,} received in {result.duration_s:.1f}s"
+    if result.ended_by == "idle timeout":
+        out.warn(f"closed after {idle_timeout:g}s idle; {counts}")
+        return ExitStatus.NEGATIVE
+    if talk:
+        closed = "Connection closed by foreign host." if result.ended_by == "remote close" else "Connection closed."
+        out.info(f"{closed} {counts}")
+    return ExitStatus.OK
+
+
+def _exit_on_sigterm(signum, frame) -> NoReturn:
+    raise SystemExit(128 + signum)  # unwinds through the session: the terminal is restored
+
+
+def _escape_key(text: str) -> int | None:
+    from netdiag.errors import BadInput
+
+    if text.lower() in ("none", "off", ""):
+        return None
+    if len(text) == 2 and text[0] == "^" and 0x3F <= ord(text[1].upper()) <= 0x5F:
+        return ord(text[1].upper()) ^ 0x40  # ^] is 0x1d, ^? is DEL
+    if len(text) == 1 and ord(text) < 0x80:
+        return ord(text)
+    raise BadInput(f"--escape {text!r}: give ^X (a control key), one ASCII character, or none")
+
+
+def _key_name(key: int) -> str:
+    return f"^{chr(key ^ 0x40)}" if key < 0x20 or key == 0x7F else chr(key)
+
+
+def _open_log(path: str | None):
+    from netdiag.errors import BadInput
+
+    if path is None:
+        return None
+    try:
+        return open(path, "ab")  # closed when the session ends
+    except OSError as exc:
+        raise BadInput(f"--log {path}: {exc.strerror}") from None
+
+
+class _TerminalUI:
+    """Status lines on stderr; the escape prompt reads its line straight from
+    the input descriptor (no buffered reader may swallow session bytes)."""
+
+    def __init__(self, out: Output, fd: int) -> None:
+        self.out, self.fd = out, fd
+
+    def notify(self, message: str) -> None:
+        self.out.info(message)
+
+    def ask(self, prompt: str) -> str | None:
+        self.out.stderr.write(prompt)
+        self.out.stderr.flush()
+        data = os.read(self.fd, 4096)
+        return data.decode("utf-8", "replace") if data else None
+
+
+@app.command()
+def listen(
+    ctx: typer.Context,
+    port: Annotated[int, typer.Argument(help="Port to listen on; 0 picks a free one.")] = 0,
+    host: Annotated[str, typer.Option("--host", "-H", help="Address to bind (default: loopback only).")] = "127.0.0.1",
+    mode: Annotated[str, typer.Option("--mode", "-m", help="echo, discard, banner or lookup.")] = "echo",
+    banner: Annotated[str | None, typer.Option("--banner", "-b", help="With --mode banner: the text to send.")] = None,
+    max_clients: Annotated[int, typer.Option("--max-clients", help="Refuse connections beyond this many.")] = 4096,
+    idle_timeout: Annotated[
+        float, typer.Option("--idle-timeout", help="Close clients idle this many seconds.")
+    ] = 300.0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No line per connection.")] = False,
+) -> int:
+    """A test server for many clients at once: echo, discard, banner or lookup."""
+    from netdiag.listen import Listener, ListenOptions
+
+    out = _output(ctx)
+    options = ListenOptions(
+        host=host,
+        port=port,
+        mode=mode.lower(),
+        banner=banner or "",
+        max_clients=max_clients,
+        idle_timeout=idle_timeout,
+    )
+    listener = Listener(options, _listen_events(out, options.mode, quiet))
+    previous_term = signal.signal(signal.SIGTERM, lambda signum, frame: listener.stop.set())
+    interrupted = False
+    try:
+        summary = listener.serve()
+    except KeyboardInterrupt:
+        interrupted = True
+        summary = listener.summary
+    finally:
+        signal.signal(signal.SIGTERM, previous_term)
+    elapsed = time.monotonic() - summary.started
+    out.info(
+        f"served {summary.connections:,} connections ({summary.refused:,} refused, "
+        f"peak {summary.peak_clients:,} at once); {summary.received:,} bytes in, {summary.sent:,} out in {elapsed:.1f}s"
+    )
+    return ExitStatus.INTERRUPTED if interrupted else ExitStatus.OK
+
+
+def _listen_events(out: Output, mode: str, quiet: bool):
+    from rich.text import Text
+
+    def show(event) -> None:
+        if event.kind == "listening":
+            address = f"[{event.address}]" if ":" in event.address else event.address
+            out.stdout.write(f"listening on {address} port {event.port} ({mode})\n")
+            out.stdout.flush()
+        elif quiet:
+            return
+        elif event.kind == "open":
+            out.info(Text(f"+ {event.address} port {event.port} connected", style="green"))
+        elif event.kind == "close":
+            s = event.stats
+            out.info(
+                Text(
+                    f"- {s.peer} closed ({s.reason}): {s.received:,} bytes in, {s.sent:,} out, {s.duration_s:.2f}s",
+                    style="dim",
+                )
+            )
+        elif event.kind == "refused":
+            out.info(Text(f"! {event.address} refused: {event.detail}", style="yellow"))
+
+    return show

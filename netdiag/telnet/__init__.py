@@ -1,0 +1,1 @@
+"""netdiag telnet: a select-based raw TCP client that speaks the telnet protocol."""

@@ -1,0 +1,448 @@
+"""The telnet session: one selectors loop over the terminal (or a pipe) and the
+socket, in one thread, so no blocking read ever freezes the other side.
+
+The session object is itself selectable (``fileno()`` is the socket's). Its
+streams are injected: the input file descriptor, the output binary stream and
+a ``UserInterface`` for status lines and the escape prompt.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import selectors
+import signal
+import socket
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import BinaryIO, Protocol
+
+from netdiag.errors import ConnectError
+from netdiag.telnet.connection import Connection
+from netdiag.telnet.protocol import COMMANDS, ECHO, TelnetProtocol, escape
+from netdiag.telnet.screen import SafeText, hexdump
+
+READ_SIZE = 256 * 1024
+HIGH_WATER = 4 * 1024 * 1024  # stop reading input while this much waits for the socket
+
+
+class UserInterface(Protocol):
+    def notify(self, message: str) -> None: ...
+
+    def ask(self, prompt: str) -> str | None:
+        """A line typed at the terminal, or None at end of input."""
+
+
+@dataclass
+class SessionOptions:
+    protocol: bool = True  # telnet IAC handling
+    interactive: bool = False  # input is a terminal
+    char_mode: bool = False  # force character mode
+    crlf: bool = False  # send CR LF for line ends
+    escape: int | None = 0x1D  # Ctrl-]; None disables the escape prompt
+    hexdump: bool = False
+    raw_terminal: bool = False  # pass server control sequences to the terminal
+    idle_timeout: float | None = None
+    log: BinaryIO | None = None
+
+
+@dataclass
+class SessionResult:
+    sent: int
+    received: int
+    duration_s: float
+    ended_by: str  # "remote close", "quit", "idle timeout", "input closed"
+    error: str | None = None
+
+
+class Terminal:
+    """The controlling terminal's modes: line (cooked) or character (raw-ish).
+    ``restore()`` puts back exactly what was there before."""
+
+    def __init__(self, fd: int) -> None:
+        import termios
+
+        self._termios = termios
+        self.fd = fd
+        self.saved = termios.tcgetattr(fd)
+        self.mode = "saved"
+
+    def line(self, escape: int | None) -> None:
+        t = self._termios
+        attrs = t.tcgetattr(self.fd)
+        attrs[:] = [list(a) if isinstance(a, list) else a for a in self.saved]
+        attrs[3] |= t.ICANON | t.ECHO | t.ISIG
+        if escape is not None:  # make the escape key end a read at once, like Enter
+            attrs[6][t.VEOL] = bytes([escape])
+        t.tcsetattr(self.fd, t.TCSADRAIN, attrs)
+        self.mode = "line"
+
+    def char(self) -> None:
+        t = self._termios
+        attrs = [list(a) if isinstance(a, list) else a for a in self.saved]
+        attrs[0] &= ~(t.ICRNL | t.IXON | t.INLCR | t.IGNCR)
+        attrs[3] &= ~(t.ICANON | t.ECHO | t.ISIG | t.IEXTEN)
+        attrs[6][t.VMIN] = 1
+        attrs[6][t.VTIME] = 0
+        t.tcsetattr(self.fd, t.TCSADRAIN, attrs)
+        self.mode = "char"
+
+    def restore(self) -> None:
+        self._termios.tcsetattr(self.fd, self._termios.TCSADRAIN, self.saved)
+        self.mode = "saved"
+
+    def size(self) -> tuple[int, int]:
+        try:
+            columns, lines = os.get_terminal_size(self.fd)
+        except OSError:
+            return 80, 24
+        return columns, lines
+
+
+class Session:
+    def __init__(
+        self,
+        connection: Connection,
+        input_fd: int,
+        output: BinaryIO,
+        ui: UserInterface,
+        options: SessionOptions,
+        terminal: Terminal | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.connection = connection
+        self.sock = connection.sock
+        self.input_fd = input_fd
+        self.output = output
+        self.ui = ui
+        self.options = options
+        self.terminal = terminal
+        self.clock = clock
+        self.protocol = (
+            TelnetProtocol(os.environ.get("TERM", "xterm"), terminal.size if terminal else None)
+            if options.protocol
+            else None
+        )
+        self.screen = SafeText() if options.interactive and not options.raw_terminal else None
+        self.to_socket = bytearray()
+        self.sent = 0
+        self.received = 0
+        self.started = clock()
+        self.last_activity = self.started
+        self.input_open = True
+        self.write_shut = False
+        self.ended_by: str | None = None
+        self._input_pollable = True
+        self._offsets = {"<": 0, ">": 0}
+        self._window_changed = False
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    # --- the loop ---------------------------------------------------------------
+
+    def run(self) -> SessionResult:
+        selector = selectors.DefaultSelector()
+        selector.register(self.sock, selectors.EVENT_READ)
+        try:
+            selector.register(self.input_fd, selectors.EVENT_READ)
+            self._input_pollable = True
+        except PermissionError:  # a regular file (< file): epoll refuses it, and it is always readable
+            self._input_pollable = False
+        previous_winch = None
+        if self.terminal is not None:
+            self._apply_mode()
+            if hasattr(signal, "SIGWINCH"):
+                previous_winch = signal.signal(signal.SIGWINCH, self._on_window_change)
+        error = None
+        try:
+            while self.ended_by is None:
+                read_file = not self._input_pollable and self._want_input()
+                events = selector.select(0 if read_file else self._wait())
+                if read_file:
+                    self._read_input()
+                for key, mask in events:
+                    if key.fileobj is self.sock:
+                        if mask & selectors.EVENT_READ:
+                            self._read_socket()
+                        if mask & selectors.EVENT_WRITE and self.ended_by is None:
+                            self._flush()
+                    elif self.ended_by is None:
+                        self._read_input()
+                if self._window_changed and self.protocol:
+                    self._window_changed = False
+                    self._queue(self.protocol.window_size_message())
+                self._maybe_half_close()
+                self._check_idle()
+                self._update(selector)
+        except ConnectError as exc:
+            error = str(exc)
+            self.ended_by = "error"
+        finally:
+            selector.close()
+            if self.terminal is not None:
+                self.terminal.restore()
+                if previous_winch is not None:
+                    signal.signal(signal.SIGWINCH, previous_winch)
+            if self.screen is not None:
+                self._write_output(self.screen.flush().encode())
+            self.sock.close()
+        return SessionResult(self.sent, self.received, self.clock() - self.started, self.ended_by or "quit", error)
+
+    def _wait(self) -> float | None:
+        timeouts = []
+        if self.options.idle_timeout:
+            timeouts.append(max(self.last_activity + self.options.idle_timeout - self.clock(), 0))
+        if self.terminal is not None:
+            timeouts.append(0.5)  # look at window-size changes now and then
+        if isinstance(self.sock, ssl.SSLSocket) and self.sock.pending():
+            timeouts.append(0)  # decrypted bytes already waiting in the TLS layer
+        return min(timeouts) if timeouts else None
+
+    def _update(self, selector: selectors.BaseSelector) -> None:
+        if self.ended_by is not None:
+            return
+        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if self.to_socket else 0)
+        selector.modify(self.sock, events)
+        if not self._input_pollable:
+            return
+        want_input = self._want_input()
+        registered = self.input_fd in selector.get_map()
+        if want_input and not registered:
+            selector.register(self.input_fd, selectors.EVENT_READ)
+        elif registered and not want_input:
+            selector.unregister(self.input_fd)
+
+    def _want_input(self) -> bool:
+        return self.input_open and self.ended_by is None and len(self.to_socket) < HIGH_WATER
+
+    # --- socket side -------------------------------------------------------------
+
+    def _read_socket(self) -> None:
+        while True:
+            try:
+                data = self.sock.recv(READ_SIZE)
+            except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                return
+            except ssl.SSLError as exc:
+                raise ConnectError(f"TLS error: {exc.reason or exc}") from None
+            except OSError as exc:
+                raise ConnectError(_socket_error("reading from", self.connection, exc)) from None
+            if not data:
+                self.ended_by = "remote close"
+                return
+            self.received += len(data)
+            self.last_activity = self.clock()
+            self._log("<", data)
+            if self.protocol is not None:
+                echoed_before = self.protocol.state.server_echoes
+                data, replies = self.protocol.feed(data)
+                if replies:
+                    self._queue(replies)
+                if self.protocol.state.server_echoes != echoed_before:
+                    self._apply_mode()
+            self._show(data)
+            if not (isinstance(self.sock, ssl.SSLSocket) and self.sock.pending()):
+                return
+
+    def _show(self, data: bytes) -> None:
+        if not data:
+            return
+        if self.options.hexdump:
+            self._write_output(hexdump(data, "<", self._advance("<", data)).encode())
+        elif self.screen is not None:
+            self._write_output(self.screen.feed(data).encode())
+        else:
+            self._write_output(data)
+
+    def _write_output(self, data: bytes) -> None:
+        if data:
+            self.output.write(data)
+            self.output.flush()
+
+    def _queue(self, data: bytes) -> None:
+        self.to_socket += data
+        self._flush()
+
+    def _flush(self) -> None:
+        while self.to_socket:
+            try:
+                sent = self.sock.send(self.to_socket[:READ_SIZE])
+            except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                return
+            except OSError as exc:
+                raise ConnectError(_socket_error("sending to", self.connection, exc)) from None
+            del self.to_socket[:sent]
+            self.sent += sent
+            self.last_activity = self.clock()
+
+    def _maybe_half_close(self) -> None:
+        """Input ended and everything is sent: shut our write side, keep reading."""
+        if self.input_open or self.write_shut or self.to_socket or self.ended_by:
+            return
+        self.write_shut = True
+        if isinstance(self.sock, ssl.SSLSocket):
+            return  # a TLS half-close would end the session; wait for the server
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_WR)
+
+    def _check_idle(self) -> None:
+        timeout = self.options.idle_timeout
+        if timeout and self.ended_by is None and self.clock() - self.last_activity >= timeout:
+            self.ended_by = "idle timeout"
+
+    # --- input side ----------------------------------------------------------------
+
+    def _read_input(self) -> None:
+        try:
+            data = os.read(self.input_fd, READ_SIZE)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            if exc.errno == errno.EIO:  # the terminal went away
+                data = b""
+            else:
+                raise
+        if not data:
+            self.input_open = False
+            if self.options.interactive:
+                self.ended_by = "input closed"
+            return
+        escape_key = self.options.escape
+        if self.options.interactive and escape_key is not None and escape_key in data:
+            before, _, after = data.partition(bytes([escape_key]))
+            self._send_typed(before)
+            self._escape_prompt()
+            if after and self.ended_by is None:
+                self._send_typed(after)
+            return
+        self._send_typed(data)
+
+    def _send_typed(self, data: bytes) -> None:
+        if not data:
+            return
+        data = self._line_endings(data)
+        self._log(">", data)
+        if self.options.hexdump:
+            self._write_output(hexdump(data, ">", self._advance(">", data)).encode())
+        self._queue(escape(data) if self.protocol is not None else data)
+
+    def _line_endings(self, data: bytes) -> bytes:
+        if not self.options.interactive:
+            return data.replace(b"\n", b"\r\n") if self.options.crlf else data  # a pipe: byte-exact
+        if self.terminal is not None and self.terminal.mode == "char":
+            # Enter arrives as CR; NVT wants CR LF or CR NUL for it.
+            ending = b"\r\n" if self.options.crlf else b"\r\0" if self.protocol else b"\r"
+            return data.replace(b"\r", ending)
+        if self.options.crlf or self.protocol is not None:  # NVT line end is CR LF
+            return data.replace(b"\n", b"\r\n")
+        return data
+
+    # --- modes and the escape prompt ---------------------------------------------
+
+    def _apply_mode(self) -> None:
+        if self.terminal is None:
+            return
+        server_echoes = self.protocol is not None and self.protocol.state.server_echoes
+        if self.options.char_mode or server_echoes:
+            self.terminal.char()
+        else:
+            self.terminal.line(self.options.escape)
+
+    def _escape_prompt(self) -> None:
+        if self.terminal is not None:
+            self.terminal.restore()
+        try:
+            while self.ended_by is None:
+                line = self.ui.ask("netdiag> ")
+                if line is None:
+                    self.ended_by = "quit"
+                    break
+                words = line.split()
+                if not words:
+                    break  # empty line: back to the session
+                if self._prompt_command(words):
+                    break
+        finally:
+            if self.ended_by is None:
+                self._apply_mode()
+
+    def _prompt_command(self, words: list[str]) -> bool:
+        """Run one prompt command; True to go back to the session."""
+        command, args = words[0].lower(), words[1:]
+        if command in ("quit", "q", "close", "exit"):
+            self.ended_by = "quit"
+            return True
+        if command == "status":
+            self.ui.notify(self.status())
+            return False
+        if command == "send":
+            return self._prompt_send(args)
+        if command == "mode" and args and args[0] in ("char", "line"):
+            self.options.char_mode = args[0] == "char"
+            return True
+        self.ui.notify(
+            "commands: quit | status | send "
+            + "|".join([*COMMANDS, "escape", "hex HEX"])
+            + " | mode char|line | (empty line: back to the session)"
+        )
+        return False
+
+    def _prompt_send(self, args: list[str]) -> bool:
+        if not args:
+            self.ui.notify("send what? " + ", ".join([*COMMANDS, "escape", "hex HEX"]))
+            return False
+        what = args[0].lower()
+        if what == "escape" and self.options.escape is not None:
+            self._send_typed(bytes([self.options.escape]))
+        elif what == "hex":
+            try:
+                self._send_typed(bytes.fromhex("".join(args[1:])))
+            except ValueError:
+                self.ui.notify("send hex: give bytes as hex digits, e.g. send hex 0d0a")
+                return False
+        elif what in COMMANDS and self.protocol is not None:
+            self._log(">", TelnetProtocol.command(what))
+            self._queue(TelnetProtocol.command(what))
+        elif what in COMMANDS:
+            self.ui.notify(f"send {what}: telnet commands need the telnet protocol (not --raw)")
+            return False
+        else:
+            self.ui.notify(f"send: unknown {what!r}")
+            return False
+        return True
+
+    def status(self) -> str:
+        c = self.connection
+        mode = self.terminal.mode if self.terminal else "pipe"
+        tls = f", {c.tls.version}" if c.tls else ""
+        return (
+            f"connected to {c.host} ({c.address}) port {c.port}{tls}; "
+            f"sent {self.sent:,} bytes, received {self.received:,} bytes, "
+            f"{self.clock() - self.started:.1f}s, {mode} mode"
+            + (", server echoes" if self.protocol and ECHO in self.protocol.state.remote else "")
+        )
+
+    # --- helpers --------------------------------------------------------------------
+
+    def _advance(self, direction: str, data: bytes) -> int:
+        offset = self._offsets[direction]
+        self._offsets[direction] += len(data)
+        return offset
+
+    def _log(self, direction: str, data: bytes) -> None:
+        if self.options.log is not None:
+            elapsed = self.clock() - self.started
+            self.options.log.write(f"+{elapsed:.3f}s {direction} {len(data)} {data!r}\n".encode())
+            self.options.log.flush()
+
+    def _on_window_change(self, signum, frame) -> None:
+        self._window_changed = True
+
+
+def _socket_error(action: str, connection: Connection, exc: OSError) -> str:
+    reason = (exc.strerror or str(exc)).lower()
+    return f"{action} {connection.address} port {connection.port}: {reason}"
