@@ -264,6 +264,8 @@ class Session:
             self.output.flush()
 
     def _queue(self, data: bytes) -> None:
+        if self.write_shut:
+            return  # we already half-closed: late negotiation replies cannot go out
         self.to_socket += data
         self._flush()
 

@@ -1,0 +1,403 @@
+"""netdiag telnet as a real process against real servers (and a real pty)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+
+import pexpect
+import pytest
+
+from netdiag.listen import Listener, ListenOptions
+from netdiag.telnet.protocol import DO, ECHO, IAC, SB, SE, TTYPE, WILL
+from tests.lab import netdiag_command, run_netdiag
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@contextmanager
+def listener(**options):
+    server = Listener(ListenOptions(**options))
+    thread = threading.Thread(target=server.serve, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.stop.set()
+        thread.join(5)
+
+
+@contextmanager
+def scripted_server(script, tls_context: ssl.SSLContext | None = None):
+    """A one-connection server running ``script(conn, received)``; ``received``
+    collects everything the client sent."""
+    server = socket.create_server(("127.0.0.1", 0))
+    received = bytearray()
+    done = threading.Event()
+
+    def run():
+        conn, _ = server.accept()
+        if tls_context is not None:
+            try:
+                conn = tls_context.wrap_socket(conn, server_side=True)
+            except (ssl.SSLError, OSError):
+                conn.close()
+                done.set()
+                return
+        with conn:
+            script(conn, received)
+        done.set()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield server.getsockname()[1], received, done
+    finally:
+        server.close()
+
+
+def read_all(conn, received) -> None:
+    conn.settimeout(10)
+    while data := conn.recv(65536):
+        received.extend(data)
+
+
+# --- piped: a byte-exact pipe like nc ------------------------------------------------
+
+
+def test_piped_round_trip_is_byte_exact_for_every_byte_value():
+    payload = bytes(range(256)) * 8192 + os.urandom(3_000_000)  # 5 MB
+    with listener() as server:
+        result = run_netdiag("telnet", "127.0.0.1", str(server.port), stdin=payload)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == payload
+    assert result.stderr == b""  # piped and not --verbose: silent like nc
+
+
+def test_piped_with_telnet_protocol_still_round_trips_through_an_echo_server():
+    payload = bytes(range(256)) * 1000  # every 255 goes out as IAC IAC and comes back as one
+    with listener() as server:
+        result = run_netdiag("telnet", "--telnet", "127.0.0.1", str(server.port), stdin=payload)
+    assert result.stdout == payload
+
+
+def test_half_close_then_keep_reading_until_the_server_closes():
+    def count_then_answer(conn, received):
+        read_all(conn, received)  # returns only once the client shut its write side
+        time.sleep(0.2)
+        conn.sendall(b"got %d bytes\n" % len(received))
+
+    with scripted_server(count_then_answer) as (port, _, _):
+        result = run_netdiag("telnet", "127.0.0.1", str(port), stdin=b"x" * 100_000)
+    assert result.returncode == 0
+    assert result.stdout == b"got 100000 bytes\n"
+
+
+def test_crlf_converts_line_ends():
+    with scripted_server(read_all) as (port, received, done):
+        run_netdiag("telnet", "--crlf", "127.0.0.1", str(port), stdin=b"EHLO lab\nQUIT\n")
+        done.wait(5)
+    assert bytes(received) == b"EHLO lab\r\nQUIT\r\n"
+
+
+NEGOTIATION_REPLIES = bytes([IAC, DO, ECHO, IAC, WILL, TTYPE, IAC, SB, TTYPE, 0]) + b"vt220" + bytes([IAC, SE])
+
+
+def test_telnet_negotiation_split_across_reads():
+    def negotiate(conn, received):
+        conn.sendall(bytes([IAC]))  # the sequences arrive in pieces
+        time.sleep(0.1)
+        conn.sendall(bytes([WILL, ECHO, IAC, DO]))
+        time.sleep(0.1)
+        conn.sendall(bytes([TTYPE, IAC, SB, TTYPE, 1, IAC]))
+        time.sleep(0.1)
+        conn.sendall(bytes([SE]) + b"ok \xff\xff done\r\n")
+        conn.settimeout(5)
+        while len(received) < len(NEGOTIATION_REPLIES):
+            received.extend(conn.recv(100))
+
+    with scripted_server(negotiate) as (port, received, done):
+        client = subprocess.Popen(
+            netdiag_command("telnet", "--telnet", "127.0.0.1", str(port)),
+            stdin=subprocess.PIPE,  # open until the server is done: replies can still be sent
+            stdout=subprocess.PIPE,
+            env={**os.environ, "TERM": "vt220"},
+        )
+        done.wait(10)
+        stdout, _ = client.communicate(timeout=10)
+    assert stdout == b"ok \xff done\r\n"  # IAC IAC is one literal 255, negotiation never shown
+    assert bytes(received) == NEGOTIATION_REPLIES
+
+
+def test_raw_shows_the_bytes_as_they_are():
+    with scripted_server(lambda conn, _: conn.sendall(bytes([IAC, WILL, ECHO]) + b"x")) as (port, _, _):
+        result = run_netdiag("telnet", "--raw", "127.0.0.1", str(port), stdin=b"")
+    assert result.stdout == bytes([IAC, WILL, ECHO]) + b"x"
+
+
+def test_hexdump_shows_both_directions(tmp_path):
+    log = tmp_path / "session.log"
+    with listener() as server:
+        result = run_netdiag("telnet", "-x", "--log", str(log), "127.0.0.1", str(server.port), stdin=b"hi\n")
+    lines = result.stdout.decode().splitlines()
+    assert "> 00000000  68 69 0a" in lines[0] and lines[0].endswith("|hi.|")
+    assert "< 00000000  68 69 0a" in lines[1]
+    transcript = log.read_text()
+    assert "> 3 b'hi\\n'" in transcript and "< 3 b'hi\\n'" in transcript
+
+
+def test_idle_timeout_closes_a_silent_session():
+    with listener(mode="discard") as server:
+        process = subprocess.Popen(
+            netdiag_command("telnet", "--idle-timeout", "0.5", "127.0.0.1", str(server.port)),
+            stdin=subprocess.PIPE,  # kept open: the session only ends by going idle
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        start = time.monotonic()
+        process.wait(timeout=10)  # not communicate(): closing stdin would end the session
+        elapsed = time.monotonic() - start
+        stderr = process.stderr.read()
+        process.stdin.close()
+    assert process.returncode == 1
+    assert b"closed after 0.5s idle" in stderr
+    assert elapsed < 5
+
+
+def test_service_names_as_ports():
+    with socket.create_server(("127.0.0.1", 0)):
+        result = run_netdiag("telnet", "127.0.0.1", "no-such-service-xyz", stdin=b"")
+    assert result.returncode == 2
+    assert b"unknown service 'no-such-service-xyz'" in result.stderr
+
+
+# --- errors ------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    ("args", "status", "message"),
+    [
+        (["127.0.0.1", str(free_port())], 1, "connection refused by 127.0.0.1 port"),
+        (["127.0.0.1", "99999"], 2, "port must be between 0 and 65535"),
+        (["127.0.0.1", "0"], 2, "port 0"),
+        (["300.1.1.1", "80"], 2, "is not a host name or address"),
+        (["127.0.0.0/24", "80"], 2, "is a network or range"),
+        (["-4", "-6", "localhost", "80"], 2, "exclude each other"),
+        (["--escape", "^^^", "localhost", "80"], 2, "--escape"),
+        (["--connect-timeout", "0", "localhost", "80"], 2, "--connect-timeout must be more than 0"),
+    ],
+)
+def test_error_paths(args, status, message):
+    result = run_netdiag("telnet", *args, stdin=b"")
+    assert result.returncode == status
+    lines = result.stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], lines
+    assert b"Traceback" not in result.stderr
+
+
+@pytest.mark.lab
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--connect-timeout", "0.5", "127.2.0.1", "80"], "connection to 127.2.0.1 port 80 timed out after 0.5s"),
+        (["127.4.0.1", "80"], "127.4.0.1 port 80: no route to host"),
+        (["nope.lab.test", "80"], "nope.lab.test: cannot resolve"),
+    ],
+)
+def test_lab_error_paths(args, message):
+    result = run_netdiag("telnet", *args, stdin=b"")
+    assert result.returncode == 1
+    assert message in result.stderr.decode()
+
+
+@pytest.mark.lab
+def test_every_address_is_tried_in_turn():
+    with listener(host="127.1.0.33") as server:  # multi.lab.test: .31, .32, .33
+        port = server.port
+        result = run_netdiag("telnet", "-v", "multi.lab.test", str(port), stdin=b"")
+    stderr = result.stderr.decode()
+    assert result.returncode == 0, stderr
+    assert all(f"Trying 127.1.0.{n}..." in stderr for n in (31, 32, 33))
+    assert f"Connected to multi.lab.test (127.1.0.33) port {port}." in stderr
+
+
+# --- TLS ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("tls")
+    key, cert = directory / "key.pem", directory / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=tls.lab.test",
+         "-addext", "subjectAltName=DNS:tls.lab.test", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    return context
+
+
+def tls_echo(conn, received):
+    """Echo one line, then close: TLS has no half-close for the client to signal EOF."""
+    conn.settimeout(10)
+    while b"\n" not in received and (data := conn.recv(65536)):
+        received.extend(data)
+    conn.sendall(bytes(received))
+
+
+def test_tls_insecure_round_trip_reports_protocol_and_fingerprint(certificate):
+    with scripted_server(tls_echo, certificate) as (port, _, _):
+        result = run_netdiag("telnet", "-v", "--tls", "--insecure", "127.0.0.1", str(port), stdin=b"secret\n")
+    stderr = result.stderr.decode()
+    assert result.returncode == 0, stderr
+    assert result.stdout == b"secret\n"
+    assert "TLS TLSv1.3" in stderr and "certificate NOT verified: SHA-256 " in stderr
+
+
+def test_tls_verification_failure(certificate):
+    with scripted_server(tls_echo, certificate) as (port, _, _):
+        result = run_netdiag("telnet", "--tls", "127.0.0.1", str(port), stdin=b"")
+    assert result.returncode == 1
+    assert "TLS certificate verification failed" in result.stderr.decode()
+
+
+def test_tls_against_a_plain_server_fails_the_handshake():
+    def plain(conn, _):
+        conn.sendall(b"220 not tls at all\r\n" * 10)
+        time.sleep(0.5)
+
+    with scripted_server(plain) as (port, _, _):
+        result = run_netdiag("telnet", "--tls", "-k", "127.0.0.1", str(port), stdin=b"")
+    assert result.returncode == 1
+    assert "TLS handshake failed" in result.stderr.decode()
+
+
+# --- interactive, through a real pseudo-terminal ---------------------------------------
+
+
+def spawn(*args: str, **kwargs) -> pexpect.spawn:
+    child = pexpect.spawn(
+        sys.executable, ["-m", "netdiag", "telnet", *args], timeout=10, env={**os.environ, "TERM": "xterm"}, **kwargs
+    )
+    child.setwinsize(24, 80)
+    return child
+
+
+def test_interactive_typing_escape_prompt_status_and_quit():
+    with listener() as server:
+        child = spawn("127.0.0.1", str(server.port))
+        child.expect_exact(f"Connected to 127.0.0.1 (127.0.0.1) port {server.port}.")
+        child.expect_exact("Escape character is '^]'.")
+        child.sendline("hello there")
+        child.expect_exact("hello there")  # the terminal's own echo
+        child.expect_exact("hello there")  # and the server's
+        child.sendcontrol("]")
+        child.expect_exact("netdiag> ")
+        child.sendline("status")
+        child.expect(r"connected to 127\.0\.0\.1 \(127\.0\.0\.1\) port \d+; sent 13 bytes, received 13 bytes")
+        child.expect_exact("netdiag> ")
+        child.sendline("quit")
+        child.expect(pexpect.EOF)
+        child.close()
+    assert child.exitstatus == 0
+
+
+def test_interactive_remote_close():
+    def greet_and_leave(conn, _):
+        conn.sendall(b"bye now\r\n")
+
+    with scripted_server(greet_and_leave) as (port, _, _):
+        child = spawn("127.0.0.1", str(port))
+        child.expect_exact("bye now")
+        child.expect_exact("Connection closed by foreign host.")
+        child.expect(pexpect.EOF)
+        child.close()
+    assert child.exitstatus == 0
+
+
+def test_interactive_control_sequences_are_made_visible():
+    def hostile(conn, _):
+        conn.sendall(b"\x1b]0;pwned\x07\x1b[2Jvisible\r\n")
+
+    with scripted_server(hostile) as (port, _, _):
+        child = spawn("127.0.0.1", str(port))
+        child.expect_exact("\\e]0;pwned\x07\\e[2Jvisible")
+        child.expect(pexpect.EOF)
+        child.close()
+
+
+def test_character_mode_when_the_server_echoes():
+    def echoing_server(conn, received):
+        conn.sendall(bytes([IAC, WILL, ECHO]) + b"password: ")
+        conn.settimeout(5)
+        while b"x" not in received:
+            received.extend(conn.recv(100))
+        conn.sendall(b"\r\ngot a key\r\n")
+        time.sleep(0.2)
+
+    with scripted_server(echoing_server) as (port, received, _):
+        child = spawn("127.0.0.1", str(port))
+        child.expect_exact("password: ")
+        child.send("x")  # no Enter: character mode sends it at once
+        child.expect_exact("got a key")
+        child.expect(pexpect.EOF)
+        child.close()
+    assert bytes([IAC, DO, ECHO]) in received
+
+
+def test_the_terminal_is_restored_on_every_way_out(tmp_path):
+    """Run the client from a shell on a pty; compare `stty -g` before and after."""
+    with listener() as server:
+        shell = pexpect.spawn("bash", ["--norc", "--noprofile"], timeout=10, env={**os.environ, "PS1": "$ "})
+        shell.expect_exact("$ ")
+        client = " ".join(netdiag_command("telnet", "127.0.0.1", str(server.port)))
+        ways_out = [
+            ("quit", lambda: (shell.sendcontrol("]"), shell.expect_exact("netdiag> "), shell.sendline("quit"))),
+            ("ctrl-c", lambda: shell.sendcontrol("c")),
+            ("char-mode quit", lambda: (shell.sendcontrol("]"), shell.expect_exact("netdiag> "),
+                                        shell.sendline("mode char"), time.sleep(0.3), shell.sendcontrol("]"),
+                                        shell.expect_exact("netdiag> "), shell.sendline("quit"))),
+        ]  # fmt: skip
+        for name, leave in ways_out:
+            before, after = tmp_path / f"{name}.before", tmp_path / f"{name}.after"
+            shell.sendline(f"stty -g > '{before}'; {client}; echo status=$?; stty -g > '{after}'")
+            shell.expect_exact("Escape character is '^]'.")
+            time.sleep(0.3)
+            leave()
+            shell.expect(r"status=(\d+)")
+            status = int(shell.match.group(1))
+            shell.expect_exact("$ ")
+            time.sleep(0.2)
+            assert before.read_text() == after.read_text(), f"terminal not restored after {name}"
+            assert status == (130 if name == "ctrl-c" else 0), name
+        shell.sendline("exit")
+        shell.close()
+
+
+def test_sigterm_restores_the_terminal(tmp_path):
+    with listener() as server:
+        shell = pexpect.spawn("bash", ["--norc", "--noprofile"], timeout=10, env={**os.environ, "PS1": "$ "})
+        shell.expect_exact("$ ")
+        client = " ".join(netdiag_command("telnet", "--char", "127.0.0.1", str(server.port)))
+        before, after = tmp_path / "before", tmp_path / "after"
+        killer = f"(sleep 1.5; pkill -TERM -f 'telnet --char 127.0.0.1 {server.port}') &"
+        shell.sendline(f"stty -g > '{before}'; {killer} {client}; echo status=$?; stty -g > '{after}'")
+        shell.expect(r"status=(\d+)")
+        assert int(shell.match.group(1)) == 143  # 128 + SIGTERM
+        shell.expect_exact("$ ")
+        time.sleep(0.2)
+        assert before.read_text() == after.read_text()
+        shell.close()
