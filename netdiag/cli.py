@@ -18,7 +18,7 @@ from netdiag.errors import NetdiagError
 from netdiag.status import ExitStatus
 
 if TYPE_CHECKING:
-    from netdiag.render import Output
+    from netdiag.output import Output
 
 
 class _App(typer.Typer):
@@ -46,7 +46,7 @@ ProtoOption = Annotated[
 def main(argv: list[str] | None = None, output: Output | None = None) -> int:
     """Run netdiag; return the exit status instead of exiting."""
     if output is None:
-        from netdiag.render import Output
+        from netdiag.output import Output
 
         output = Output()
     command = typer.main.get_command(app)
@@ -529,7 +529,7 @@ def _listen_events(out: Output, mode: str, quiet: bool):
             s = event.stats
             out.info(
                 Text(
-                    f"- {s.peer} closed ({s.reason}): {s.received:,} bytes in, {s.sent:,} out, {s.duration_s:.2f}s",
+                    f"- {s.peer} closed ({s.reason}): {s.received:,} bytes in, {s.sent:,} out, {s.duration_s:.3f}s",
                     style="dim",
                 )
             )

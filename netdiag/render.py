@@ -7,13 +7,9 @@ untrusted: it only ever reaches the terminal through ``safe()``, as plain
 
 from __future__ import annotations
 
-import json
-import sys
-import unicodedata
 from collections.abc import Iterable
-from typing import IO, Any
+from typing import Any
 
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
@@ -27,90 +23,15 @@ from netdiag.models import (
     SweepReport,
     SweepSummary,
 )
+from netdiag.output import visible
 from netdiag.targets import AddressBlock
 
-PIPE_WIDTH = 250
 RICH_TABLE_MAX_ROWS = 2000  # rich lays out ~3k rows a second: beyond this, plain columns
-# ensure_ascii: every value survives exactly for jq, and no raw control byte
-# from the network can reach a terminal.
-_JSON = json.JSONEncoder(ensure_ascii=True, indent=2)
-_JSON_LINE = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"))
-_ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r", "\x1b": "\\e"}
-
-
-def visible(text: str) -> str:
-    """Make control, format (bidi overrides) and unassigned characters visible."""
-    if text.isprintable():
-        return text
-    return "".join(_visible_char(c) for c in text)
-
-
-def _visible_char(char: str) -> str:
-    if char.isprintable() or char == " ":
-        return char
-    if char in _ESCAPES:
-        return _ESCAPES[char]
-    code = ord(char)
-    if code < 0x100:
-        return f"\\x{code:02x}"
-    if unicodedata.category(char) == "Zs":  # exotic spaces read as spaces
-        return char
-    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def safe(text: str | None, style: str = "") -> Text:
     """Untrusted text as a literal rich Text: markup is never interpreted."""
     return Text(visible(text or ""), style=style)
-
-
-class Output:
-    """Where results (stdout) and diagnostics (stderr) go. Injectable for tests.
-
-    Colour follows rich: off when the stream is not a terminal or NO_COLOR is set.
-    """
-
-    def __init__(self, stdout: IO[str] | None = None, stderr: IO[str] | None = None) -> None:
-        self.stdout = stdout or sys.stdout
-        self.stderr = stderr or sys.stderr
-        self.out = Console(file=self.stdout, highlight=False)
-        if not self.out.is_terminal:  # piped: never fold an address to fit 80 columns
-            self.out = Console(file=self.stdout, highlight=False, width=PIPE_WIDTH)
-        self.err = Console(file=self.stderr, highlight=False)
-
-    @property
-    def interactive(self) -> bool:
-        """Progress displays only make sense when stderr is a terminal."""
-        return self.err.is_terminal
-
-    def error(self, message: str) -> None:
-        self.err.print(Text(f"netdiag: {visible(message)}", style="bold red"), soft_wrap=True)
-
-    def warn(self, message: str) -> None:
-        self.err.print(Text(f"netdiag: {visible(message)}", style="yellow"), soft_wrap=True)
-
-    def info(self, message: str | Text) -> None:
-        self.err.print(message, soft_wrap=True)
-
-    def table(self, table: Table) -> None:
-        self.out.print(table)
-
-    @property
-    def rich_tables(self) -> bool:
-        """Boxed, coloured tables for a person at a terminal; plain aligned
-        columns for pipes (and for tables too long to read anyway)."""
-        return self.out.is_terminal
-
-    def json(self, document: Any) -> None:
-        self.stdout.write(_JSON.encode(document) + "\n")
-        self.stdout.flush()
-
-    def json_line(self, document: Any) -> None:
-        self.stdout.write(_JSON_LINE.encode(document) + "\n")
-
-    def text(self, text: str) -> None:
-        """Plain text that is already safe (made with ``visible``)."""
-        self.stdout.write(text)
-        self.stdout.flush()
 
 
 def plain_table(headers: list[str], rows: Iterable[list[str]]) -> str:

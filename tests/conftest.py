@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pytest
 
 from netdiag.cli import main
-from netdiag.render import Output
+from netdiag.output import Output
 
 IN_LAB = bool(os.environ.get("NETDIAG_LAB"))
 

@@ -5,7 +5,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from netdiag.models import DnsAnswer, DnsOutcome
-from netdiag.render import Output, dns_answers_table, visible
+from netdiag.output import Output, visible
+from netdiag.render import dns_answers_table
 
 
 def test_visible_makes_controls_and_bidi_visible():

@@ -136,6 +136,9 @@ class Session:
         self.write_shut = False
         self.ended_by: str | None = None
         self._input_pollable = True
+        self._socket_events = selectors.EVENT_READ
+        self._zero_copy = False
+        self._socket_full = False
         self._offsets = {"<": 0, ">": 0}
         self._window_changed = False
 
@@ -152,6 +155,8 @@ class Session:
             self._input_pollable = True
         except PermissionError:  # a regular file (< file): epoll refuses it, and it is always readable
             self._input_pollable = False
+            # Bytes passed through untouched can go file → socket in the kernel.
+            self._zero_copy = self._passes_bytes_through() and hasattr(os, "sendfile")
         previous_winch = None
         if self.terminal is not None:
             self._apply_mode()
@@ -205,8 +210,10 @@ class Session:
     def _update(self, selector: selectors.BaseSelector) -> None:
         if self.ended_by is not None:
             return
-        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if self.to_socket else 0)
-        selector.modify(self.sock, events)
+        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if self.to_socket or self._socket_full else 0)
+        if events != self._socket_events:  # an epoll_ctl per loop would cost as much as the data
+            selector.modify(self.sock, events)
+            self._socket_events = events
         if not self._input_pollable:
             return
         want_input = self._want_input()
@@ -217,7 +224,7 @@ class Session:
             selector.unregister(self.input_fd)
 
     def _want_input(self) -> bool:
-        return self.input_open and self.ended_by is None and len(self.to_socket) < HIGH_WATER
+        return self.input_open and self.ended_by is None and not self._socket_full and len(self.to_socket) < HIGH_WATER
 
     # --- socket side -------------------------------------------------------------
 
@@ -266,10 +273,23 @@ class Session:
     def _queue(self, data: bytes) -> None:
         if self.write_shut:
             return  # we already half-closed: late negotiation replies cannot go out
+        if not self.to_socket:  # the common case: straight out, no copy into the buffer
+            try:
+                sent = self.sock.send(data)
+            except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                sent = 0
+            except OSError as exc:
+                raise ConnectError(_socket_error("sending to", self.connection, exc)) from None
+            self.sent += sent
+            self.last_activity = self.clock()
+            data = data[sent:]
+            if not data:
+                return
         self.to_socket += data
         self._flush()
 
     def _flush(self) -> None:
+        self._socket_full = False  # called when the socket is writable, or to try it
         while self.to_socket:
             try:
                 sent = self.sock.send(self.to_socket[:READ_SIZE])
@@ -298,7 +318,33 @@ class Session:
 
     # --- input side ----------------------------------------------------------------
 
+    def _passes_bytes_through(self) -> bool:
+        o = self.options
+        plain = not (o.interactive or o.crlf or o.hexdump or o.log is not None or self.protocol is not None)
+        return plain and not isinstance(self.sock, ssl.SSLSocket)
+
+    def _send_file(self) -> None:
+        """stdin is a regular file: sendfile() it to the socket, zero copy."""
+        try:
+            sent = os.sendfile(self.sock.fileno(), self.input_fd, None, 16 * READ_SIZE)
+        except BlockingIOError:
+            self._socket_full = True  # wait until the socket is writable again
+            return
+        except OSError as exc:
+            if exc.errno in (errno.EINVAL, errno.ENOSYS):  # not a file sendfile can read
+                self._zero_copy = False
+                return
+            raise ConnectError(_socket_error("sending to", self.connection, exc)) from None
+        if sent == 0:
+            self.input_open = False
+            return
+        self.sent += sent
+        self.last_activity = self.clock()
+
     def _read_input(self) -> None:
+        if self._zero_copy:
+            self._send_file()
+            return
         try:
             data = os.read(self.input_fd, READ_SIZE)
         except BlockingIOError:

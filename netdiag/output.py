@@ -1,0 +1,115 @@
+"""Where output goes: results on stdout, diagnostics on stderr; JSON; and
+``visible()``, which makes untrusted text safe to show.
+
+Injectable (tests pass their own streams) and light: rich is imported only
+when something is actually rendered.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+PIPE_WIDTH = 250
+# ensure_ascii: every value survives exactly for jq, and no raw control byte
+# from the network can reach a terminal.
+_JSON = json.JSONEncoder(ensure_ascii=True, indent=2)
+_JSON_LINE = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"))
+_ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r", "\x1b": "\\e"}
+
+
+def visible(text: str) -> str:
+    """Make control, format (bidi overrides) and unassigned characters visible."""
+    if text.isprintable():
+        return text
+    return "".join(_visible_char(c) for c in text)
+
+
+def _visible_char(char: str) -> str:
+    if char.isprintable() or char == " ":
+        return char
+    if char in _ESCAPES:
+        return _ESCAPES[char]
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+class Output:
+    """Where results (stdout) and diagnostics (stderr) go. Injectable for tests.
+
+    Colour follows rich: off when the stream is not a terminal or NO_COLOR is set.
+    """
+
+    def __init__(self, stdout: IO[str] | None = None, stderr: IO[str] | None = None) -> None:
+        self.stdout = stdout or sys.stdout
+        self.stderr = stderr or sys.stderr
+
+    # The rich consoles are made on first use: a piped telnet session never
+    # needs rich, and importing it costs start-up time.
+    @functools.cached_property
+    def out(self) -> Console:
+        from rich.console import Console
+
+        console = Console(file=self.stdout, highlight=False)
+        if not console.is_terminal:  # piped: never fold an address to fit 80 columns
+            console = Console(file=self.stdout, highlight=False, width=PIPE_WIDTH)
+        return console
+
+    @functools.cached_property
+    def err(self) -> Console:
+        from rich.console import Console
+
+        return Console(file=self.stderr, highlight=False)
+
+    @property
+    def interactive(self) -> bool:
+        """Progress displays only make sense when stderr is a terminal."""
+        return self.err.is_terminal
+
+    def error(self, message: str) -> None:
+        from rich.text import Text
+
+        self.err.print(Text(f"netdiag: {visible(message)}", style="bold red"), soft_wrap=True)
+
+    def warn(self, message: str) -> None:
+        from rich.text import Text
+
+        self.err.print(Text(f"netdiag: {visible(message)}", style="yellow"), soft_wrap=True)
+
+    def info(self, message: str | Text) -> None:
+        """A status line on stderr; plain strings are never read as markup."""
+        if isinstance(message, str):
+            from rich.text import Text
+
+            message = Text(message)
+        self.err.print(message, soft_wrap=True)
+
+    def table(self, table: Table) -> None:
+        self.out.print(table)
+
+    @property
+    def rich_tables(self) -> bool:
+        """Boxed, coloured tables for a person at a terminal; plain aligned
+        columns for pipes (and for tables too long to read anyway)."""
+        return self.out.is_terminal
+
+    def json(self, document: Any) -> None:
+        self.stdout.write(_JSON.encode(document) + "\n")
+        self.stdout.flush()
+
+    def json_line(self, document: Any) -> None:
+        self.stdout.write(_JSON_LINE.encode(document) + "\n")
+
+    def text(self, text: str) -> None:
+        """Plain text that is already safe (made with ``visible``)."""
+        self.stdout.write(text)
+        self.stdout.flush()
