@@ -20,10 +20,10 @@ $(INSTALLED): pyproject.toml | $(PY)
 # inside the lab when it can be built (half the hosts there are dead).
 demo: $(INSTALLED)
 	@$(NETLAB) --or-bare sh -c '\
-	  set -x; \
-	  $(NETDIAG) sweep --map 127.3.0.0/24 ; \
-	  $(NETDIAG) service ssh 53/udp http ; \
-	  $(NETDIAG) dns localhost 127.0.0.1 ; true'
+	  echo "\$$ netdiag sweep --alive --map 127.3.0.0/24"; $(NETDIAG) sweep --alive --map 127.3.0.0/24; \
+	  echo; echo "\$$ netdiag service ssh 53/udp http"; $(NETDIAG) service ssh 53/udp http; \
+	  echo; echo "\$$ netdiag dns localhost 127.0.0.1"; $(NETDIAG) dns localhost 127.0.0.1; \
+	  exit 0'
 
 # The whole suite, inside the lab (lab tests skip with a reason without it).
 test: $(INSTALLED)

@@ -157,7 +157,9 @@ def resolve_addresses(name: str, family: int = socket.AF_UNSPEC) -> list:
     try:
         infos = socket.getaddrinfo(name, None, family=family, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
-        raise ResolveError(f"{name}: {_gai_outcome(exc).message} ({exc.strerror})") from None
+        outcome = _gai_outcome(exc)
+        detail = f": {exc.strerror}" if outcome is DnsOutcome.FAILURE else ""
+        raise ResolveError(f"{name}: {outcome.message}{detail}") from None
     except UnicodeError:
         raise ResolveError(f"{name}: not a valid name") from None
     return list(dict.fromkeys(ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos))

@@ -65,9 +65,7 @@ def test_discard_reads_and_sends_nothing():
         sock.shutdown(socket.SHUT_WR)
         assert recv_until_closed(sock) == b""
         sock.close()
-        deadline = time.monotonic() + 5
-        while not any(e.kind == "close" for e in events) and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_for(lambda: any(e.kind == "close" for e in events))
     assert next(e for e in events if e.kind == "close").stats.received == 100_000
 
 
@@ -168,9 +166,17 @@ def test_idle_clients_are_closed():
     assert any(e.kind == "close" and "idle" in e.stats.reason for e in events)
 
 
+def wait_for(condition, seconds: float = 5) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.01)
+
+
 def test_port_zero_picks_a_free_port_and_the_host_defaults_to_loopback():
     with serving() as (listener, events):
         assert listener.address == "127.0.0.1" and listener.port > 0
+        wait_for(lambda: events)  # the serving thread reports it
         assert events[0].kind == "listening" and events[0].port == listener.port
 
 
