@@ -213,10 +213,7 @@ class Listener:
             if self.options.mode == "banner":
                 client.out += self.options.banner.encode() + b"\r\n"
                 client.closing = True
-                try:
-                    self._write(client)
-                except OSError as exc:
-                    self._close(client, (exc.strerror or str(exc)).lower())
+                if not self._write_or_drop(client):
                     continue
             self._update(client)
 
@@ -227,9 +224,18 @@ class Listener:
             if mask & selectors.EVENT_WRITE and client.sock.fileno() >= 0:
                 self._write(client)
         except OSError as exc:  # one client's trouble is its own
-            self._close(client, (exc.strerror or str(exc)).lower())
+            self._close(client, _reason(exc))
             return
         self._update(client)
+
+    def _write_or_drop(self, client: _Client) -> bool:
+        """Send what is owed; a client whose socket fails is closed (False)."""
+        try:
+            self._write(client)
+        except OSError as exc:
+            self._close(client, _reason(exc))
+            return False
+        return True
 
     def _read(self, client: _Client) -> None:
         try:
@@ -350,12 +356,12 @@ class Listener:
             if self.clients.get(client.sock.fileno()) is client:
                 client.pending -= 1
                 client.out += line.encode("utf-8", "replace") + b"\r\n"
-                try:
-                    self._write(client)
-                except OSError as exc:
-                    self._close(client, (exc.strerror or str(exc)).lower())
-                    continue
-                self._update(client)
+                if self._write_or_drop(client):
+                    self._update(client)
+
+
+def _reason(exc: OSError) -> str:
+    return (exc.strerror or str(exc)).lower()
 
 
 def format_answer(answer) -> str:

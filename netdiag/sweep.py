@@ -316,7 +316,9 @@ class _Engine:
         self._next_send_ns = 0
         self._next_progress_ns = 0
 
-    def run(self, hosts: Iterator[tuple[str, int, str | None]], emit: Emit, progress: Progress, stop) -> None:
+    def run(self, hosts: Iterator, emit: Emit, progress: Progress, stop: threading.Event) -> None:
+        """Probe every host ``hosts`` yields (see iter_address_texts), ``emit``
+        each result, until done or ``stop`` is set."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -532,7 +534,7 @@ class PingEngine(_Engine):
         exhausted = False
         try:
             while not stop.is_set():
-                while not exhausted:
+                while not exhausted and self._may_send(time.monotonic_ns()):
                     if pending_item is None:
                         pending_item = self._next_host(hosts, emit)
                         if pending_item is None:
@@ -548,7 +550,7 @@ class PingEngine(_Engine):
                 if exhausted and self.done == queued:
                     break
                 try:
-                    host = finished.get(timeout=0.05)
+                    host = finished.get(timeout=min(0.05, self._gap_ns / 1e9) if self._gap_ns else 0.05)
                 except queue.Empty:
                     self._report(progress, time.monotonic_ns())
                     continue
