@@ -482,6 +482,7 @@ def listen(
         float, typer.Option("--idle-timeout", help="Close clients idle this many seconds.")
     ] = 300.0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No line per connection.")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Events as JSON lines on stdout.")] = False,
 ) -> int:
     """A test server for many clients at once: echo, discard, banner or lookup."""
     from netdiag.listen import Listener, ListenOptions
@@ -495,7 +496,8 @@ def listen(
         max_clients=max_clients,
         idle_timeout=idle_timeout,
     )
-    listener = Listener(options, _listen_events(out, options.mode, quiet))
+    show = _listen_json(out, options.mode) if json_output else _listen_events(out, options.mode, quiet)
+    listener = Listener(options, show)
     previous_term = signal.signal(signal.SIGTERM, lambda signum, frame: listener.stop.set())
     interrupted = False
     try:
@@ -506,11 +508,35 @@ def listen(
     finally:
         signal.signal(signal.SIGTERM, previous_term)
     elapsed = time.monotonic() - summary.started
-    out.info(
-        f"served {summary.connections:,} connections ({summary.refused:,} refused, "
-        f"peak {summary.peak_clients:,} at once); {summary.received:,} bytes in, {summary.sent:,} out in {elapsed:.1f}s"
-    )
+    if json_output:
+        out.json_line(
+            {"event": "summary", "connections": summary.connections, "refused": summary.refused,
+             "peak_clients": summary.peak_clients, "received": summary.received, "sent": summary.sent,
+             "elapsed_s": round(elapsed, 3), "interrupted": interrupted}
+        )  # fmt: skip
+        out.stdout.flush()
+    else:
+        out.info(
+            f"served {summary.connections:,} connections ({summary.refused:,} refused, peak "
+            f"{summary.peak_clients:,} at once); {summary.received:,} bytes in, {summary.sent:,} out in {elapsed:.1f}s"
+        )
     return ExitStatus.INTERRUPTED if interrupted else ExitStatus.OK
+
+
+def _listen_json(out: Output, mode: str):
+    def show(event) -> None:
+        record = {"event": event.kind, "address": event.address, "port": event.port}
+        if event.kind == "listening":
+            record["mode"] = mode
+        if event.stats is not None and event.kind == "close":
+            s = event.stats
+            record.update(received=s.received, sent=s.sent, duration_s=round(s.duration_s, 6), reason=s.reason)
+        if event.detail:
+            record["detail"] = event.detail
+        out.json_line(record)
+        out.stdout.flush()
+
+    return show
 
 
 def _listen_events(out: Output, mode: str, quiet: bool):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import selectors
@@ -229,3 +230,22 @@ def test_cli_bad_input(args, message):
     result = subprocess.run(netdiag_command("listen", *args), capture_output=True, text=True, timeout=10, check=False)
     assert result.returncode == 2
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_cli_json_events():
+    process = subprocess.Popen(
+        netdiag_command("listen", "--json"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    listening = json.loads(process.stdout.readline())
+    assert listening["event"] == "listening" and listening["mode"] == "echo"
+    with socket.create_connection(("127.0.0.1", listening["port"])) as sock:
+        sock.sendall(b"abc")
+        assert sock.recv(3) == b"abc"
+    time.sleep(0.3)
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=10)
+    events = [json.loads(line) for line in stdout.splitlines()]
+    assert [e["event"] for e in events] == ["open", "close", "summary"]
+    assert (events[1]["received"], events[1]["sent"], events[1]["reason"]) == (3, 3, "client closed")
+    assert events[2]["connections"] == 1 and events[2]["interrupted"] is False
+    assert stderr == ""

@@ -80,6 +80,26 @@ def test_piped_round_trip_is_byte_exact_for_every_byte_value():
     assert result.stderr == b""  # piped and not --verbose: silent like nc
 
 
+def test_against_listen_banner_and_discard():
+    with listener(mode="banner", banner="220 lab.test ESMTP ready") as server:
+        result = run_netdiag("telnet", "127.0.0.1", str(server.port), stdin=b"")
+    assert result.returncode == 0 and result.stdout == b"220 lab.test ESMTP ready\r\n"
+    with listener(mode="discard") as server:
+        result = run_netdiag("telnet", "-v", "127.0.0.1", str(server.port), stdin=b"x" * 1_000_000)
+    assert result.stdout == b""
+    assert b"1,000,000 bytes sent, 0 received" in result.stderr
+
+
+@pytest.mark.lab
+def test_against_listen_lookup():
+    with listener(mode="lookup") as server:
+        result = run_netdiag("telnet", "127.0.0.1", str(server.port), stdin=b"www.lab.test\n127.1.0.10\n")
+    assert sorted(result.stdout.decode().splitlines()) == [
+        "127.1.0.10: web.lab.test (confirmed)",
+        "www.lab.test: 127.1.0.10 fd00:1ab:1::10",
+    ]
+
+
 def test_piped_with_telnet_protocol_still_round_trips_through_an_echo_server():
     payload = bytes(range(256)) * 1000  # every 255 goes out as IAC IAC and comes back as one
     with listener() as server:
