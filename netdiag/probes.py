@@ -14,6 +14,7 @@ import shutil
 import socket
 import struct
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 
@@ -230,6 +231,40 @@ def send_failure(exc: OSError, address: str) -> str:
     if exc.errno in UNREACHABLE_ERRNOS:
         return (exc.strerror or "unreachable").lower()
     raise ProbeError(f"sending to {address}: {exc.strerror}") from None
+
+
+_stamps_live = threading.Event()  # set once receive timestamps are known to work
+
+
+def wait_for_arrival_timestamps(limit: float = 0.05) -> bool:
+    """Linux turns receive timestamps on lazily: the first socket to ask flips
+    a global switch from a work queue, and until then packets are stamped when
+    they are read, not when they arrive (RTTs then grow with the read delay).
+    Call with a timestamping socket open; checks with a datagram to ourselves
+    on loopback until its stamp predates the read. True once stamps are live."""
+    if _stamps_live.is_set():
+        return True
+    try:
+        with (
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx,
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx,
+        ):
+            rx.bind(("127.0.0.1", 0))
+            rx.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+            rx.settimeout(limit)
+            deadline = time.monotonic() + limit
+            while True:
+                tx.sendto(b"t", rx.getsockname())  # delivered (and stamped) inside this call
+                before = time.time_ns()
+                _, ancillary, _, _ = rx.recvmsg(16, 64)
+                if _timestamp(ancillary) < before:
+                    _stamps_live.set()
+                    return True
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(0.0005)
+    except OSError:  # no loopback here: nothing to check with
+        return False
 
 
 def _timestamp(ancillary: list) -> int:

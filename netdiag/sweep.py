@@ -373,6 +373,7 @@ class IcmpEngine(_Engine):
         sock = self.sockets.get(version)
         if sock is None:
             sock = self.sockets[version] = probes.open_icmp(version)
+            probes.wait_for_arrival_timestamps()
             self.builders[version] = EchoRequestBuilder(version, sock.identifier, self.cookie, sock.kind == "raw")
             self.selector.register(sock, selectors.EVENT_READ)
         return sock

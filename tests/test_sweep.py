@@ -331,3 +331,26 @@ def test_options_validate_without_network():
     with pytest.raises(BadInput, match="--workers"):
         SweepOptions(workers=0).validate()
     SweepOptions().validate()
+
+
+def test_receive_timestamps_are_arrival_times():
+    """RTTs come from kernel arrival stamps; right after a socket first asks for
+    them Linux may still stamp at read time, which the sweep waits out."""
+    from netdiag import probes
+
+    icmp = probes.open_icmp(4)  # holds timestamping on, as a sweep does
+    try:
+        assert probes.wait_for_arrival_timestamps()
+        with (
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx,
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx,
+        ):
+            rx.bind(("127.0.0.1", 0))
+            rx.setsockopt(socket.SOL_SOCKET, probes.SO_TIMESTAMPNS, 1)
+            tx.sendto(b"x", rx.getsockname())
+            time.sleep(0.05)
+            read_at = time.time_ns()
+            _, ancillary, _, _ = rx.recvmsg(16, 64)
+            assert read_at - probes._timestamp(ancillary) >= 40_000_000  # stamped 50 ms before the read
+    finally:
+        icmp.close()
