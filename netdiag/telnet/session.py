@@ -394,18 +394,26 @@ class Session:
     def _apply_mode(self) -> None:
         if self.terminal is None:
             return
-        server_echoes = self.protocol is not None and self.protocol.state.server_echoes
-        if self.options.char_mode or server_echoes:
+        if self._mode() == "char":
             self.terminal.char()
         else:
             self.terminal.line(self.options.escape)
 
+    def _mode(self) -> str:
+        """The session's mode: character mode when asked for or when the server echoes."""
+        if self.terminal is None:
+            return "pipe"
+        server_echoes = self.protocol is not None and self.protocol.state.server_echoes
+        return "char" if self.options.char_mode or server_echoes else "line"
+
     def _escape_prompt(self) -> None:
         if self.terminal is not None:
             self.terminal.restore()
+        prompt = "\r\nnetdiag> "  # start on a line of its own, after the echoed ^]
         try:
             while self.ended_by is None:
-                line = self.ui.ask("netdiag> ")
+                line = self.ui.ask(prompt)
+                prompt = "netdiag> "
                 if line is None:
                     self.ended_by = "quit"
                     break
@@ -465,7 +473,7 @@ class Session:
 
     def status(self) -> str:
         c = self.connection
-        mode = self.terminal.mode if self.terminal else "pipe"
+        mode = self._mode()
         tls = f", {c.tls.version}" if c.tls else ""
         return (
             f"connected to {c.host} ({c.address}) port {c.port}{tls}; "
