@@ -23,6 +23,10 @@ class ResolveError(NetdiagError):
     """A name that did not resolve where an address was required."""
 
 
+class ProbeError(NetdiagError):
+    """A probe that could not even be attempted (not a negative answer)."""
+
+
 class ProbePermissionError(NetdiagError):
     """The process may not open the socket a probe method needs."""
 

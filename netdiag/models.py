@@ -6,7 +6,7 @@ statistics, so nothing is computed twice or rounded before display.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 
 
@@ -130,4 +130,3 @@ class SweepSummary:
 class SweepReport:
     results: tuple[HostResult, ...]
     summary: SweepSummary
-    warnings: tuple[str, ...] = field(default=())

@@ -8,6 +8,7 @@ never folded into "packet lost".
 from __future__ import annotations
 
 import errno
+import ipaddress
 import os
 import re
 import shutil
@@ -19,7 +20,7 @@ import time
 from dataclasses import dataclass
 
 from netdiag import icmp
-from netdiag.errors import NetdiagError, ProbePermissionError
+from netdiag.errors import ProbeError, ProbePermissionError
 
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
@@ -53,10 +54,6 @@ GRANT_HINT = (
     "interpreter, or run as root) or unprivileged ICMP sockets "
     "(sudo sysctl -w net.ipv4.ping_group_range='0 2147483647')"
 )
-
-
-class ProbeError(NetdiagError):
-    """A probe that could not even be attempted (not a negative answer)."""
 
 
 # Not frozen: these are made per packet, and frozen dataclasses construct slower.
@@ -93,6 +90,9 @@ class IcmpSocket:
                 raise ProbePermissionError(f"{kind} ICMP socket not permitted: {GRANT_HINT}") from None
             raise ProbeError(f"cannot open an IPv{version} {kind} ICMP socket: {exc.strerror}") from None
         self.sock.setblocking(False)
+        # The sweep's hot path calls this directly, one call per request;
+        # failures go through send_failed.
+        self.sendto = self.sock.sendto
         self._errors: list[Unreachable] = []
         self._enlarge_receive_buffer()
         self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
@@ -135,18 +135,10 @@ class IcmpSocket:
     def close(self) -> None:
         self.sock.close()
 
-    def send(self, packet: bytes, address: str) -> str | None:
-        """Send one request. None when sent; the reason when this destination
-        is unreachable from here. Raises BlockingIOError when it was not sent
-        and should be sent again (after a drain)."""
-        try:
-            self.sock.sendto(packet, (address, 0))
-        except OSError as exc:
-            return self.send_failed(exc, address)
-        return None
-
     def send_failed(self, exc: OSError, address: str) -> str:
-        """Interpret a failed sendto (see send)."""
+        """What a failed ``sendto`` means: the reason this destination is
+        unreachable, or BlockingIOError when the request was not sent and
+        should be sent again (after a drain)."""
         if self.kind == "dgram" and exc.errno not in (errno.ENOBUFS, errno.EAGAIN):
             # With IP_RECVERR the kernel hands a pending ICMP error about an
             # earlier probe to the next send, which it then drops. If the error
@@ -191,16 +183,12 @@ class IcmpSocket:
             parsed = icmp.parse(icmp.strip_ipv4_header(data) if raw_v4 else data, version)
             if type(parsed) is icmp.EchoReply:
                 stamp = _timestamp(ancillary)
-                out.append(Reply(source[0], parsed.identifier, parsed.sequence, parsed.cookie, stamp))
+                address = source[0] if version == 4 else canonical_v6(source[0])
+                out.append(Reply(address, parsed.identifier, parsed.sequence, parsed.cookie, stamp))
             elif parsed is not None:
                 target = socket.inet_ntop(self.family, parsed.destination)
+                target = target if version == 4 else canonical_v6(target)
                 out.append(Unreachable(target, parsed.identifier, parsed.sequence, parsed.reason(version)))
-
-    def receive(self, out: list) -> None:
-        """Read and parse everything waiting."""
-        backlog: list = []
-        self.read(backlog)
-        self.parse(backlog, out)
 
     def _read_error_queue(self, out: list) -> None:
         while True:
@@ -220,7 +208,8 @@ class IcmpSocket:
                     parsed = icmp.parse_quoted_request(data, self.version, b"", 0, 0)
                     reason = os.strerror(err)
                 if parsed is not None:
-                    out.append(Unreachable(destination[0], parsed.identifier, parsed.sequence, reason))
+                    target = destination[0] if self.version == 4 else canonical_v6(destination[0])
+                    out.append(Unreachable(target, parsed.identifier, parsed.sequence, reason))
 
 
 def send_failure(exc: OSError, address: str) -> str:
@@ -231,6 +220,12 @@ def send_failure(exc: OSError, address: str) -> str:
     if exc.errno in UNREACHABLE_ERRNOS:
         return (exc.strerror or "unreachable").lower()
     raise ProbeError(f"sending to {address}: {exc.strerror}") from None
+
+
+def canonical_v6(text: str) -> str:
+    """The socket module writes IPv6 with inet_ntop; targets use RFC 5952
+    (ipaddress). They differ for IPv4-compatible addresses: match on one form."""
+    return str(ipaddress.IPv6Address(text.split("%", 1)[0]))
 
 
 _stamps_live = threading.Event()  # set once receive timestamps are known to work

@@ -424,7 +424,7 @@ class IcmpEngine(_Engine):
                     packet = self.builders[host.version].build(sequence)
                     sent_at = time_ns()
                     try:
-                        sock.sock.sendto(packet, (host.address, 0))
+                        sock.sendto(packet, (host.address, 0))
                         unreachable = None
                     except OSError as exc:
                         try:

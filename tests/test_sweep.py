@@ -354,3 +354,12 @@ def test_receive_timestamps_are_arrival_times():
             assert read_at - probes._timestamp(ancillary) >= 40_000_000  # stamped 50 ms before the read
     finally:
         icmp.close()
+
+
+@pytest.mark.parametrize("prefix", [(), tuple(without_net_raw())], ids=["raw", "dgram"])
+def test_ipv4_compatible_ipv6_addresses_are_matched(prefix):
+    """inet_ntop writes ::1:1 as ::0.1.0.1; replies must still find their probes."""
+    subprocess.run(["ip", "-6", "route", "replace", "local", "::1:0/124", "dev", "lo"], check=True)
+    status, doc, _ = sweep_json("-n", "-t", "0.5", "::1:0/126", prefix=prefix)
+    assert status == 0
+    assert alive_set(doc) == {"::1:1", "::1:2", "::1:3"}

@@ -14,6 +14,7 @@ from netdiag.targets import (
     HostName,
     Unresolved,
     expand_arguments,
+    iter_address_texts,
     iter_addresses,
     parse_target,
     parse_targets,
@@ -181,6 +182,13 @@ def test_union_is_deduplicated_and_exact(texts):
         expected.update(str(a) for a in parse_target(text))
     assert len(produced) == len(set(produced))
     assert set(produced) == expected
+
+
+@given(st.lists(st.one_of(networks(), ranges()).filter(lambda t: len(parse_target(t)) <= 600), max_size=3))
+def test_address_texts_match_the_address_objects(texts):
+    targets = parse_targets(texts)
+    fast = [(text, version) for text, version, _, _ in iter_address_texts(targets)]
+    assert fast == [(str(address), address.version) for address, _ in iter_addresses(targets)]
 
 
 @given(st.text(max_size=60))

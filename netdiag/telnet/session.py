@@ -68,7 +68,6 @@ class Terminal:
         self._termios = termios
         self.fd = fd
         self.saved = termios.tcgetattr(fd)
-        self.mode = "saved"
 
     def line(self, escape: int | None) -> None:
         t = self._termios
@@ -78,7 +77,6 @@ class Terminal:
         if escape is not None:  # make the escape key end a read at once, like Enter
             attrs[6][t.VEOL] = bytes([escape])
         t.tcsetattr(self.fd, t.TCSADRAIN, attrs)
-        self.mode = "line"
 
     def char(self) -> None:
         t = self._termios
@@ -88,11 +86,9 @@ class Terminal:
         attrs[6][t.VMIN] = 1
         attrs[6][t.VTIME] = 0
         t.tcsetattr(self.fd, t.TCSADRAIN, attrs)
-        self.mode = "char"
 
     def restore(self) -> None:
         self._termios.tcsetattr(self.fd, self._termios.TCSADRAIN, self.saved)
-        self.mode = "saved"
 
     def size(self) -> tuple[int, int]:
         try:
@@ -381,7 +377,7 @@ class Session:
     def _line_endings(self, data: bytes) -> bytes:
         if not self.options.interactive:
             return data.replace(b"\n", b"\r\n") if self.options.crlf else data  # a pipe: byte-exact
-        if self.terminal is not None and self.terminal.mode == "char":
+        if self._mode() == "char":
             # Enter arrives as CR; NVT wants CR LF or CR NUL for it.
             ending = b"\r\n" if self.options.crlf else b"\r\0" if self.protocol else b"\r"
             return data.replace(b"\r", ending)
