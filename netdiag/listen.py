@@ -122,6 +122,11 @@ class Listener:
         self._wake_write.setblocking(False)
         self._lookups: queue.SimpleQueue = queue.SimpleQueue()
         self._lookup_threads = 0
+        self._hosts = None
+        if options.mode == "lookup":  # read /etc/hosts once, not per request
+            from netdiag.resolver import HostsFile
+
+            self._hosts = HostsFile.load()
         self.stop = threading.Event()
         _raise_descriptor_limit()
 
@@ -337,7 +342,7 @@ class Listener:
 
         while True:
             client, query = self._lookups.get()
-            answers = list(resolver.lookup_many([query], self.options.lookup_timeout))
+            answers = list(resolver.lookup_many([query], self.options.lookup_timeout, self._hosts))
             self._answers.put((client, format_answer(answers[0])))
             with contextlib.suppress(OSError):  # closed, or full: the loop is awake anyway
                 self._wake_write.send(b"!")

@@ -132,10 +132,12 @@ def _ms_since(start: float) -> float:
     return (time.perf_counter() - start) * 1000
 
 
-def lookup_many(queries: list[str], timeout: float = DEFAULT_TIMEOUT) -> Iterator[DnsAnswer]:
+def lookup_many(
+    queries: list[str], timeout: float = DEFAULT_TIMEOUT, hosts: HostsFile | None = None
+) -> Iterator[DnsAnswer]:
     """Resolve queries concurrently, yielding answers as they complete; a query
     still unanswered ``timeout`` seconds after it started yields TIMEOUT."""
-    hosts = HostsFile.load()
+    hosts = hosts or HostsFile.load()
     for query, answer in iter_with_deadline(lambda q: lookup(q, hosts), queries, timeout):
         if answer is TIMED_OUT:
             kind = "forward" if _is_name(query) else "reverse"
