@@ -104,7 +104,7 @@ def service(
     json_output: JsonOption = False,
 ) -> int:
     """Look up ports and service names in the system services database."""
-    from netdiag import render, services
+    from netdiag import documents, services
     from netdiag.errors import BadInput
 
     out = _output(ctx)
@@ -112,17 +112,21 @@ def service(
     if list_all:
         entries = services.list_services(grep, protocol)
         if json_output:
-            out.json({"services": [render.service_entry_json(e) for e in entries]})
+            out.json({"services": [documents.service_entry_json(e) for e in entries]})
         else:
+            from netdiag import render
+
             out.table(render.service_list_table(entries))
         return ExitStatus.OK if entries else ExitStatus.NEGATIVE
     if not queries:
         raise BadInput("give at least one service name or port, or --list")
     answers = [services.lookup(q, protocol) for q in queries]
     if json_output:
-        out.json(render.service_answers_json(answers))
+        out.json(documents.service_answers_json(answers))
     else:
         if any(a.entries for a in answers):
+            from netdiag import render
+
             out.table(render.service_answers_table(answers))
         for answer in answers:
             if answer.error:
@@ -159,11 +163,13 @@ def dns(
 
 
 def _show_dns(out: Output, answers: list, json_output: bool) -> None:
-    from netdiag import render
-
     if json_output:
-        out.json({"results": [render.dns_answer_json(a) for a in answers]})
+        from netdiag import documents
+
+        out.json({"results": [documents.dns_answer_json(a) for a in answers]})
     else:
+        from netdiag import render
+
         out.table(render.dns_answers_table(answers))
 
 
@@ -241,11 +247,11 @@ def _open_target_list(argument: str):
 
 
 def _stream_jsonl(out: Output, alive_only: bool):
-    from netdiag import render
+    from netdiag import documents
 
     def emit(result) -> None:
         if result.alive or not alive_only:
-            out.json_line(render.host_result_json(result))
+            out.json_line(documents.host_result_json(result))
 
     return emit
 
@@ -286,31 +292,36 @@ class _sweep_progress:
 
 
 def _show_sweep(out: Output, report, parsed, *, alive: bool, show_map: bool, json_output: bool, jsonl: bool) -> None:
-    from netdiag import render
+    from netdiag import columns, documents
     from netdiag.targets import AddressBlock
 
     if jsonl:
-        out.json_line({"summary": render.sweep_summary_json(report.summary)})
+        out.json_line({"summary": documents.sweep_summary_json(report.summary)})
         return
     if json_output:
-        out.json(render.sweep_report_json(report, alive_only=alive))
+        out.json(documents.sweep_report_json(report, alive_only=alive))
         return
     shown = [r for r in report.results if r.alive or not alive]
     show_loss = any(r.sent > 1 for r in report.results)
-    if shown and out.rich_tables and len(shown) <= render.RICH_TABLE_MAX_ROWS:
+    rich_table = bool(shown) and out.rich_tables and len(shown) <= columns.RICH_TABLE_MAX_ROWS
+    maps = [t for t in parsed if show_map and isinstance(t, AddressBlock) and len(t) > 1]  # one host: no map
+    if rich_table or maps or out.stderr_is_terminal:
+        from netdiag import render  # rich: only when something is drawn with it
+    if rich_table:
         out.table(render.sweep_table(shown, show_loss))
     elif shown:
-        out.text(render.sweep_plain(shown, show_loss))
-    if show_map:
+        out.text(columns.sweep_plain(shown, show_loss))
+    if maps:
         by_address = {r.address: r for r in report.results}
-        for target in parsed:
-            if not isinstance(target, AddressBlock) or len(target) == 1:
-                continue  # a single host needs no map
-            if len(target) <= render.MAP_MAX:
-                out.out.print(render.subnet_map(target, by_address))
+        for block in maps:
+            if len(block) <= render.MAP_MAX:
+                out.out.print(render.subnet_map(block, by_address))
             else:
-                out.warn(f"--map: {target.source} is larger than a /24; no map drawn")
-    out.info(render.sweep_summary_text(report.summary))
+                out.warn(f"--map: {block.source} is larger than a /24; no map drawn")
+    if out.stderr_is_terminal:
+        out.info(render.sweep_summary_text(report.summary))
+    else:
+        out.info(columns.sweep_summary_line(report.summary))
 
 
 @app.command()

@@ -73,21 +73,36 @@ class Output:
     @property
     def interactive(self) -> bool:
         """Progress displays only make sense when stderr is a terminal."""
-        return self.err.is_terminal
+        return self.stderr_is_terminal
+
+    @functools.cached_property
+    def stderr_is_terminal(self) -> bool:
+        return _is_terminal(self.stderr)
+
+    def _plain_line(self, line: str) -> None:
+        self.stderr.write(line + "\n")
+        self.stderr.flush()
 
     def error(self, message: str) -> None:
-        from rich.text import Text
-
-        self.err.print(Text(f"netdiag: {visible(message)}", style="bold red"), soft_wrap=True)
+        self._status(f"netdiag: {visible(message)}", "bold red")
 
     def warn(self, message: str) -> None:
+        self._status(f"netdiag: {visible(message)}", "yellow")
+
+    def _status(self, line: str, style: str) -> None:
+        if not self.stderr_is_terminal:  # no colour to add: skip rich entirely
+            self._plain_line(line)
+            return
         from rich.text import Text
 
-        self.err.print(Text(f"netdiag: {visible(message)}", style="yellow"), soft_wrap=True)
+        self.err.print(Text(line, style=style), soft_wrap=True)
 
     def info(self, message: str | Text) -> None:
         """A status line on stderr; plain strings are never read as markup."""
         if isinstance(message, str):
+            if not self.stderr_is_terminal:
+                self._plain_line(message)
+                return
             from rich.text import Text
 
             message = Text(message)
@@ -99,8 +114,9 @@ class Output:
     @property
     def rich_tables(self) -> bool:
         """Boxed, coloured tables for a person at a terminal; plain aligned
-        columns for pipes (and for tables too long to read anyway)."""
-        return self.out.is_terminal
+        columns for pipes (and for tables too long to read anyway). Asks the
+        stream itself: making a rich Console to ask would import rich."""
+        return _is_terminal(self.stdout)
 
     def json(self, document: Any) -> None:
         self.stdout.write(_JSON.encode(document) + "\n")
@@ -113,3 +129,11 @@ class Output:
         """Plain text that is already safe (made with ``visible``)."""
         self.stdout.write(text)
         self.stdout.flush()
+
+
+def _is_terminal(stream: IO[str]) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty and isatty())
+    except ValueError:  # closed
+        return False

@@ -13,6 +13,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
+from netdiag.columns import milliseconds
 from netdiag.models import (
     DnsAnswer,
     DnsOutcome,
@@ -20,29 +21,15 @@ from netdiag.models import (
     HostState,
     ServiceAnswer,
     ServiceEntry,
-    SweepReport,
     SweepSummary,
 )
 from netdiag.output import visible
 from netdiag.targets import AddressBlock
 
-RICH_TABLE_MAX_ROWS = 2000  # rich lays out ~3k rows a second: beyond this, plain columns
-
 
 def safe(text: str | None, style: str = "") -> Text:
     """Untrusted text as a literal rich Text: markup is never interpreted."""
     return Text(visible(text or ""), style=style)
-
-
-def plain_table(headers: list[str], rows: Iterable[list[str]]) -> str:
-    """Columns aligned with spaces, no box and no colour: for pipes, grep and awk.
-    Cells must already be made safe with ``visible``."""
-    rows = list(rows)
-    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
-    template = "  ".join(f"{{:<{w}}}" for w in widths)
-    lines = [template.format(*headers).rstrip()]
-    lines += [template.format(*row).rstrip() for row in rows]
-    return "\n".join(lines) + "\n"
 
 
 def new_table(*columns: str, title: str | None = None) -> Table:
@@ -53,24 +40,6 @@ def new_table(*columns: str, title: str | None = None) -> Table:
 
 
 # --- service ---------------------------------------------------------------
-
-
-def service_entry_json(entry: ServiceEntry) -> dict[str, Any]:
-    return {"name": entry.name, "port": entry.port, "protocol": entry.protocol, "aliases": list(entry.aliases)}
-
-
-def service_answers_json(answers: Iterable[ServiceAnswer]) -> dict[str, Any]:
-    return {
-        "results": [
-            {
-                "query": a.query,
-                "found": bool(a.entries),
-                "entries": [service_entry_json(e) for e in a.entries],
-                "error": a.error,
-            }
-            for a in answers
-        ]
-    }
 
 
 def service_answers_table(answers: Iterable[ServiceAnswer]) -> Table:
@@ -92,23 +61,6 @@ def service_list_table(entries: Iterable[ServiceEntry]) -> Table:
 
 
 # --- dns -------------------------------------------------------------------
-
-
-def dns_answer_json(answer: DnsAnswer) -> dict[str, Any]:
-    return {
-        "query": answer.query,
-        "kind": answer.kind,
-        "status": answer.outcome.value,
-        "canonical": answer.canonical,
-        "aliases": list(answer.aliases),
-        "addresses": list(answer.addresses),
-        "ptr": answer.ptr,
-        "confirmed": answer.confirmed,
-        "source": answer.source,
-        "elapsed_ms": round(answer.elapsed_ms, 3),
-        "error": None if answer.ok else answer.outcome.message,
-        "detail": answer.detail,
-    }
 
 
 def dns_answers_table(answers: Iterable[DnsAnswer]) -> Table:
@@ -138,52 +90,6 @@ _STATE_STYLE = {
 }
 
 
-def _ms(value: float | None) -> str:
-    if value is None:
-        return ""
-    return f"{value:.3f}" if value < 10 else f"{value:.1f}"
-
-
-def host_result_json(result: HostResult) -> dict[str, Any]:
-    received = result.received
-    return {
-        "address": result.address,
-        "alive": bool(received),
-        "state": result.state.value,
-        "rtt_ms": _round(result.rtt_avg),
-        "rtt_min_ms": _round(min(received)) if received else None,
-        "rtt_max_ms": _round(max(received)) if received else None,
-        "rtts_ms": [None if r is None else round(r, 4) for r in result.rtts_ms],
-        "loss": result.loss,
-        "name": result.name,
-        "reason": result.reason,
-    }
-
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 4)
-
-
-def sweep_summary_json(summary: SweepSummary) -> dict[str, Any]:
-    return {
-        "total": summary.total,
-        "up": summary.up,
-        "down": summary.total - summary.up,
-        "method": summary.method,
-        "method_reason": summary.method_reason,
-        "elapsed_s": round(summary.elapsed_s, 3),
-        "probes_sent": summary.probes_sent,
-        "interrupted": summary.interrupted,
-    }
-
-
-def sweep_report_json(report: SweepReport, alive_only: bool = False) -> dict[str, Any]:
-    return {
-        "results": [host_result_json(r) for r in report.results if r.alive or not alive_only],
-        "summary": sweep_summary_json(report.summary),
-    }
-
-
 def sweep_table(results: Iterable[HostResult], show_loss: bool) -> Table:
     columns = ["Address", "State", "RTT ms"] + (["Loss", "min/avg/max ms"] if show_loss else []) + ["Name"]
     table = new_table(*columns)
@@ -192,35 +98,18 @@ def sweep_table(results: Iterable[HostResult], show_loss: bool) -> Table:
         state = Text(r.state.value, style=_STATE_STYLE[r.state])
         if r.reason:
             state.append(f" ({visible(r.reason)})", style="dim")
-        row: list[Any] = [safe(r.address), state, _ms(r.rtt_avg)]
+        row: list[Any] = [safe(r.address), state, milliseconds(r.rtt_avg)]
         if show_loss:
             loss = "" if r.loss is None else f"{r.loss:.0%}"
-            spread = "/".join(_ms(v) for v in (r.rtt_min, r.rtt_avg, r.rtt_max)) if r.received else ""
+            spread = "/".join(milliseconds(v) for v in (r.rtt_min, r.rtt_avg, r.rtt_max)) if r.received else ""
             row += [loss, spread]
         row.append(safe(r.name))
         table.add_row(*row)
     return table
 
 
-def sweep_plain(results: Iterable[HostResult], show_loss: bool) -> str:
-    headers = ["ADDRESS", "STATE", "RTT_MS"] + (["LOSS", "MIN/AVG/MAX_MS"] if show_loss else []) + ["NAME"]
-    rows = []
-    for r in results:
-        # Addresses are formatted by netdiag itself (or checked as hostnames):
-        # only names and reasons come from outside.
-        state = r.state.value if r.reason is None else f"{r.state.value} ({visible(r.reason)})"
-        received = r.received
-        avg = sum(received) / len(received) if received else None
-        row = [r.address, state, _ms(avg)]
-        if show_loss:
-            loss = "" if r.loss is None else f"{r.loss:.0%}"
-            row += [loss, "/".join(_ms(v) for v in (min(received), avg, max(received))) if received else ""]
-        row.append("-" if r.name is None else visible(r.name))
-        rows.append(row)
-    return plain_table(headers, rows)
-
-
 def sweep_summary_text(summary: SweepSummary) -> Text:
+    """The summary line with colour, for a terminal (plain: columns.sweep_summary_line)."""
     text = Text()
     text.append(f"{summary.up}", style="bold green" if summary.up else "bold red")
     text.append(f"/{summary.total} hosts up")

@@ -1,0 +1,86 @@
+"""JSON documents for --json and --jsonl: plain dicts with stable keys (README).
+
+No rich here: a piped --json run never pays for importing it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from netdiag.models import DnsAnswer, HostResult, ServiceAnswer, ServiceEntry, SweepReport, SweepSummary
+
+
+def service_entry_json(entry: ServiceEntry) -> dict[str, Any]:
+    return {"name": entry.name, "port": entry.port, "protocol": entry.protocol, "aliases": list(entry.aliases)}
+
+
+def service_answers_json(answers: Iterable[ServiceAnswer]) -> dict[str, Any]:
+    return {
+        "results": [
+            {
+                "query": a.query,
+                "found": bool(a.entries),
+                "entries": [service_entry_json(e) for e in a.entries],
+                "error": a.error,
+            }
+            for a in answers
+        ]
+    }
+
+
+def dns_answer_json(answer: DnsAnswer) -> dict[str, Any]:
+    return {
+        "query": answer.query,
+        "kind": answer.kind,
+        "status": answer.outcome.value,
+        "canonical": answer.canonical,
+        "aliases": list(answer.aliases),
+        "addresses": list(answer.addresses),
+        "ptr": answer.ptr,
+        "confirmed": answer.confirmed,
+        "source": answer.source,
+        "elapsed_ms": round(answer.elapsed_ms, 3),
+        "error": None if answer.ok else answer.outcome.message,
+        "detail": answer.detail,
+    }
+
+
+def host_result_json(result: HostResult) -> dict[str, Any]:
+    received = result.received
+    return {
+        "address": result.address,
+        "alive": bool(received),
+        "state": result.state.value,
+        "rtt_ms": _round(result.rtt_avg),
+        "rtt_min_ms": _round(min(received)) if received else None,
+        "rtt_max_ms": _round(max(received)) if received else None,
+        "rtts_ms": [None if r is None else round(r, 4) for r in result.rtts_ms],
+        "loss": result.loss,
+        "name": result.name,
+        "reason": result.reason,
+    }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+def sweep_summary_json(summary: SweepSummary) -> dict[str, Any]:
+    return {
+        "total": summary.total,
+        "up": summary.up,
+        "down": summary.total - summary.up,
+        "method": summary.method,
+        "method_reason": summary.method_reason,
+        "elapsed_s": round(summary.elapsed_s, 3),
+        "probes_sent": summary.probes_sent,
+        "interrupted": summary.interrupted,
+    }
+
+
+def sweep_report_json(report: SweepReport, alive_only: bool = False) -> dict[str, Any]:
+    return {
+        "results": [host_result_json(r) for r in report.results if r.alive or not alive_only],
+        "summary": sweep_summary_json(report.summary),
+    }
