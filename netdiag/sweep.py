@@ -446,12 +446,16 @@ class IcmpEngine(_Engine):
                         expiry.append((now + timeout_ns, key))
                         host.outstanding += 1
 
-                # --- drain replies: only read while there is more to send at
-                # once; match them when sending pauses (the timeout wait is idle).
+                # --- drain replies: while there is more to send at once, only
+                # read them; match them when sending pauses (the timeout wait is
+                # idle) or before anything expires, so that a reply already read
+                # is never lost to its own deadline.
                 sending = (not exhausted or retry_host is not None) and not gap
+                now = monotonic_ns()  # one reading decides both what is parsed and what expires
+                expiring = bool(expiry) and expiry[0][0] <= now
                 for version, sock in self.sockets.items():
                     sock.read(backlog.setdefault(version, []))
-                    if not sending:
+                    if not sending or expiring:
                         sock.parse(backlog[version], received)
                         backlog[version].clear()
                 for answer in received:
@@ -461,9 +465,10 @@ class IcmpEngine(_Engine):
                         continue  # someone else's ping, or one that already timed out
                     host = entry[0]
                     if type(answer) is probes.Reply:
-                        if answer.cookie != self.cookie:
-                            continue
-                        host.rtts[entry[1]] = max(answer.received_ns - entry[2], 0) / 1e6
+                        rtt_ns = answer.received_ns - entry[2]
+                        if answer.cookie != self.cookie or rtt_ns > timeout_ns:
+                            continue  # not ours, or arrived after its deadline: expires below
+                        host.rtts[entry[1]] = max(rtt_ns, 0) / 1e6
                         host.replies += 1
                     else:
                         host.reason = answer.reason
@@ -472,8 +477,7 @@ class IcmpEngine(_Engine):
                     settle(host)
                 received.clear()
 
-                now = monotonic_ns()  # --- expire
-                while expiry and expiry[0][0] <= now:
+                while expiry and expiry[0][0] <= now:  # --- expire
                     entry = inflight.pop(expiry.popleft()[1], None)
                     if entry is not None:
                         entry[0].outstanding -= 1

@@ -26,6 +26,7 @@ NETLAB = str(ROOT / "scripts" / "netlab")
 @dataclass
 class Run:
     wall_s: float
+    cpu_s: float  # user + system: steadier than wall time on a VM whose CPU is stolen
     rss_mb: float
     found: int
 
@@ -38,7 +39,7 @@ def measure(command: list[str], count_found) -> Run:
     _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - start
     process.returncode = os.waitstatus_to_exitcode(status)
-    return Run(wall, usage.ru_maxrss / 1024, count_found(stdout))
+    return Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, count_found(stdout))
 
 
 def lines(stdout: bytes) -> int:
@@ -115,18 +116,20 @@ def main() -> int:
             for tool in tools:
                 runs[tool.name].append(measure(tool.command, tool.count_found))
         print(f"### {title} (target: {target_text})\n")
-        print("| tool | median wall s | min wall s | vs fping | peak RSS MB | hosts found |")
-        print("|---|---:|---:|---:|---:|---:|")
+        print("| tool | median wall s | min wall s | vs fping | median CPU s | peak RSS MB | hosts found |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
         peer = next(t.name for t in tools if t.name.startswith("fping"))
         peer_wall = statistics.median(r.wall_s for r in runs[peer])
         for tool in tools:
             walls = [r.wall_s for r in runs[tool.name]]
             wall = statistics.median(walls)
             rss = statistics.median(r.rss_mb for r in runs[tool.name])
+            cpu = statistics.median(r.cpu_s for r in runs[tool.name])
             found = sorted({r.found for r in runs[tool.name]})
             found_text = ", ".join(f"{f:,}" for f in found) + (f" ({tool.note})" if tool.note else "")
             print(
-                f"| {tool.name} | {wall:.3f} | {min(walls):.3f} | {wall / peer_wall:.2f}x | {rss:.0f} | {found_text} |"
+                f"| {tool.name} | {wall:.3f} | {min(walls):.3f} | {wall / peer_wall:.2f}x | {cpu:.3f} | {rss:.0f} "
+                f"| {found_text} |"
             )
             if tool.name.startswith("netdiag"):
                 verdicts.append(_verdict(title, tool.name, wall, wall / peer_wall, rss, found, target))

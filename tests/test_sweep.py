@@ -363,3 +363,14 @@ def test_ipv4_compatible_ipv6_addresses_are_matched(prefix):
     status, doc, _ = sweep_json("-n", "-t", "0.5", "::1:0/126", prefix=prefix)
     assert status == 0
     assert alive_set(doc) == {"::1:1", "::1:2", "::1:3"}
+
+
+@pytest.mark.parametrize("prefix", [(), tuple(without_net_raw())], ids=["raw", "dgram"])
+def test_timeout_shorter_than_the_send_phase_loses_no_answer(prefix):
+    """Sending a /18 takes far longer than 10 ms: replies read during the
+    send phase must be matched before their probes' deadlines pass (they
+    arrived in microseconds). A stalled VM has the same effect."""
+    status, doc, _ = sweep_json("-n", "-t", "0.01", "127.3.0.0/18", prefix=prefix)
+    assert status == 0
+    assert doc["summary"]["up"] == 8191
+    assert alive_set(doc) == expected_127_3("127.3.0.0/18")
