@@ -227,7 +227,7 @@ def sweep(
     total = targets_module.count_addresses(parsed)
     on_result = _stream_jsonl(out, alive) if jsonl else None
     with _sweep_progress(out, total) as progress:
-        report = run_sweep(parsed, options, progress=progress, on_result=on_result)
+        report = run_sweep(parsed, options, progress=progress, on_result=on_result, keep_results=not jsonl)
     _show_sweep(out, report, parsed, alive=alive, show_map=show_map, json_output=json_output, jsonl=jsonl)
     if report.summary.interrupted:
         return ExitStatus.INTERRUPTED

@@ -183,10 +183,13 @@ def run_sweep(
     stop: threading.Event | None = None,
     plan: Plan | None = None,
     on_result: OnResult | None = None,
+    keep_results: bool = True,
 ) -> SweepReport:
     """Sweep the targets; on KeyboardInterrupt, return what was learned so far.
 
-    ``on_result`` sees each host as soon as it is settled (before names)."""
+    ``on_result`` sees each host as soon as it is settled (before names).
+    Without ``keep_results`` (streaming a huge sweep) the report holds only
+    the summary: memory stays flat however many hosts are swept."""
     options.validate()
     start = time.monotonic()
     resolved = resolve_names(targets, options.name_timeout) if any(isinstance(t, HostName) for t in targets) else {}
@@ -196,7 +199,8 @@ def run_sweep(
     names = _NameLookups(options.names)
 
     def emit(result: HostResult, order: tuple[int, int]) -> None:
-        results.append((order, result))
+        if keep_results:
+            results.append((order, result))
         if on_result is not None:
             on_result(result)
         if result.alive:
@@ -224,7 +228,7 @@ def run_sweep(
     results.sort(key=_by_order)
     ordered = [_with_name(r, found.get(r.address)) if found else r for _, r in results]
     summary = SweepSummary(
-        total=len(ordered),
+        total=engine.done + engine.unresolved,
         up=engine.up,
         method=plan.label,
         method_reason=plan.reason,
@@ -421,6 +425,8 @@ class IcmpEngine(_Engine):
                         break
                     sock = self.sockets.get(host.version) or self._socket(host.version)
                     sequence = (sequence + 1) & 0xFFFF
+                    while (host.address, sequence) in inflight:  # wrapped onto a probe still out
+                        sequence = (sequence + 1) & 0xFFFF
                     packet = self.builders[host.version].build(sequence)
                     sent_at = time_ns()
                     try:
