@@ -43,6 +43,7 @@ from netdiag.workers import TIMED_OUT, iter_with_deadline
 METHODS = ("auto", "icmp", "ping", "tcp")
 BURST = 256  # requests sent between two drains of the receive queue
 PROGRESS_EVERY_NS = 100_000_000
+EXPIRY_GRAIN_S = 0.001  # timeouts are kept to within a millisecond
 
 Progress = Callable[[int, int, int], None]  # (hosts done, hosts up, probes sent)
 Emit = Callable[[HostResult, tuple[int, int]], None]  # a result and its place in address order
@@ -502,7 +503,9 @@ class IcmpEngine(_Engine):
                     wake.append(now + 1_000_000)  # buffer full or more to send: look again soon
                 delay = (min(wake) - now) / 1e9 if wake else 0.05
                 if delay > 0:
-                    self.selector.select(min(delay, 0.1))
+                    # At least 1 ms: deadlines come microseconds apart, and
+                    # waking for each would spin; they expire in batches.
+                    self.selector.select(min(max(delay, EXPIRY_GRAIN_S), 0.1))
         except KeyboardInterrupt:
             self.interrupted = True
         # Stopped early: keep what was learned about hosts still in flight.
