@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -17,6 +16,8 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from benchlib import StealMeter, machine
 
 ROOT = Path(__file__).resolve().parents[1]
 NETDIAG = [sys.executable, "-m", "netdiag"]
@@ -107,8 +108,8 @@ def main() -> int:
         print("bench_sweep: fping is not installed (apt-get install fping)", file=sys.stderr)
         return 2
     print(f"## Sweep benchmark ({args.runs} runs each, medians; interleaved runs)\n")
-    machine = f"{os.cpu_count()} CPUs, {_cpu_model()}, Linux {platform.release()}"
-    print(f"Machine: {machine}, Python {platform.python_version()}\n")
+    print(f"Machine: {machine()}\n")
+    steal = StealMeter()
     verdicts = []
     for title, target_text, tools, target in scenarios():
         runs: dict[str, list[Run]] = {t.name: [] for t in tools}
@@ -134,6 +135,7 @@ def main() -> int:
             if tool.name.startswith("netdiag"):
                 verdicts.append(_verdict(title, tool.name, wall, wall / peer_wall, rss, found, target))
         print()
+    print(f"{steal.line()}\n")
     print("### Targets\n")
     for line in verdicts:
         print(f"- {line}")
@@ -152,16 +154,6 @@ def _verdict(title, name, wall, ratio, rss, found, target) -> str:
     if "wall" in target:
         checks.append(f"{wall:.3f} s (want <= {target['wall']} s): {'met' if wall <= target['wall'] else 'MISSED'}")
     return f"{title}, {name}: " + "; ".join(checks)
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 if __name__ == "__main__":

@@ -25,6 +25,8 @@ import threading
 import time
 from pathlib import Path
 
+from benchlib import StealMeter, machine
+
 ROOT = Path(__file__).resolve().parents[1]
 NETDIAG = [sys.executable, "-m", "netdiag"]
 MB = 1024 * 1024
@@ -258,6 +260,8 @@ def main() -> int:
                 f.write(block)
                 digest.update(block)
         print(f"## telnet / listen benchmark ({args.runs} runs each, medians, {args.megabytes} MB, loopback)\n")
+        print(f"Machine: {machine()}\n")
+        steal = StealMeter()
         print("### Piped throughput: file → client → discard server (target: >= 0.8x nc)\n")
         print("Wall time includes each client's start-up; the transfer is timed by the discard")
         print("server from accept to close, the same way for both clients.\n")
@@ -273,6 +277,7 @@ def main() -> int:
     print("|---|---:|---:|---|---:|")
     row, intact = many_clients(args.clients, 64 * 1024)
     print(row)
+    print(f"\n{steal.line()}")
     return 0 if intact else 1
 
 
