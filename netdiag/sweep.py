@@ -333,10 +333,14 @@ class _Engine:
         return not self._gap_ns or now >= self._next_send_ns
 
     def _count_send(self, now: int) -> None:
-        """Count one probe and, with --rate, push the next allowed send back."""
+        """Count one probe and, with --rate, take its slot."""
         self.sent += 1
         if self._gap_ns:
-            self._next_send_ns = max(self._next_send_ns, now - self._gap_ns) + self._gap_ns
+            self._take_slot(now)
+
+    def _take_slot(self, now: int) -> None:
+        """--rate: the next send may go one gap after this one (no saving up)."""
+        self._next_send_ns = max(self._next_send_ns, now - self._gap_ns) + self._gap_ns
 
     def _next_host(self, hosts: Iterator, emit: Emit) -> _Host | None:
         """The next host to probe (None when there are no more); names that
@@ -416,7 +420,7 @@ class IcmpEngine(_Engine):
                     if gap:
                         if now < self._next_send_ns:
                             break
-                        self._next_send_ns = max(self._next_send_ns, now - gap) + gap
+                        self._take_slot(now)
                     if retry_host is not None:
                         host, retry_host = retry_host, None
                     elif followups and followups[0][0] <= now:
@@ -426,8 +430,10 @@ class IcmpEngine(_Engine):
                         break
                     sock = self.sockets.get(host.version) or self._socket(host.version)
                     sequence = (sequence + 1) & 0xFFFF
-                    while (host.address, sequence) in inflight:  # wrapped onto a probe still out
+                    key = (host.address, sequence)
+                    while key in inflight:  # wrapped onto a probe still out
                         sequence = (sequence + 1) & 0xFFFF
+                        key = (host.address, sequence)
                     packet = self.builders[host.version].build(sequence)
                     sent_at = time_ns()
                     try:
@@ -448,7 +454,6 @@ class IcmpEngine(_Engine):
                         host.reason = unreachable
                         settle(host)
                     else:
-                        key = (host.address, sequence)
                         inflight[key] = (host, len(rtts) - 1, sent_at)
                         expiry.append((now + timeout_ns, key))
                         host.outstanding += 1
@@ -493,14 +498,14 @@ class IcmpEngine(_Engine):
 
                 if exhausted and not inflight and not followups and retry_host is None:
                     break
-                if sending and not followups:
-                    continue  # straight on with the next burst
+                if sending and retry_host is None:
+                    continue  # more to send at once: due follow-ups go in the next burst
                 # --- wait for a reply, the next expiry, follow-up or allowed send
                 wake = [t for t in (followups and followups[0][0], expiry and expiry[0][0]) if t]
                 if not exhausted and gap:
                     wake.append(self._next_send_ns)
-                if retry_host is not None or (not exhausted and not gap):
-                    wake.append(now + 1_000_000)  # buffer full or more to send: look again soon
+                if retry_host is not None:
+                    wake.append(now + 1)  # send buffer full: the minimum wait (EXPIRY_GRAIN_S)
                 delay = (min(wake) - now) / 1e9 if wake else 0.05
                 if delay > 0:
                     # At least 1 ms: deadlines come microseconds apart, and
