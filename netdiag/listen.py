@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import queue
-import resource
 import selectors
 import socket
 import threading
@@ -23,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from netdiag.errors import BadInput, NetdiagError
+from netdiag.limits import raise_descriptor_limit
 
 MODES = ("echo", "discard", "banner", "lookup")
 READ_SIZE = 256 * 1024
@@ -128,7 +128,7 @@ class Listener:
 
             self._hosts = HostsFile.load()
         self.stop = threading.Event()
-        _raise_descriptor_limit()
+        raise_descriptor_limit()  # thousands of clients need thousands of descriptors
 
     def _bind(self) -> socket.socket:
         host, port = self.options.host, self.options.port
@@ -377,12 +377,3 @@ def format_answer(answer) -> str:
         return f"{answer.query}: {' '.join(answer.addresses)}"
     confirmed = "confirmed" if answer.confirmed else "NOT confirmed"
     return f"{answer.query}: {answer.ptr} ({confirmed})"
-
-
-def _raise_descriptor_limit() -> None:
-    """Thousands of clients need thousands of descriptors: lift the soft limit."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = hard if hard != resource.RLIM_INFINITY else 1 << 20
-    if soft < wanted:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))

@@ -23,7 +23,6 @@ import heapq
 import itertools
 import os
 import queue
-import resource
 import selectors
 import socket
 import subprocess
@@ -36,6 +35,7 @@ from dataclasses import dataclass
 from netdiag import probes
 from netdiag.errors import BadInput, NetdiagError, ProbePermissionError
 from netdiag.icmp import EchoRequestBuilder
+from netdiag.limits import raise_descriptor_limit
 from netdiag.models import HostResult, HostState, SweepReport, SweepSummary
 from netdiag.targets import AddressBlock, HostName, Target, Unresolved, iter_address_texts
 from netdiag.workers import TIMED_OUT, iter_with_deadline
@@ -611,13 +611,13 @@ class TcpEngine(_Engine):
         timeout_ns = int(options.timeout * 1e9)
         expiry: deque[tuple[int, socket.socket]] = deque()
         started: dict[socket.socket, tuple[_Host, int]] = {}
-        attempts: dict[_Host, int] = {}  # host → connections still open
+        open_sockets: dict[_Host, list[socket.socket]] = {}  # per host: one per port at most
         exhausted = False
         retry: list[_Host] = []
 
         def attempt(host: _Host, now: int) -> None:
             host.rtts.append(None)
-            attempts[host] = 0
+            mine = open_sockets[host] = []
             for port in options.ports:
                 try:
                     sock, code = probes.start_connect(host.address, host.version, port)
@@ -629,15 +629,15 @@ class TcpEngine(_Engine):
                     self.selector.register(sock, selectors.EVENT_WRITE)
                     started[sock] = (host, now)
                     expiry.append((now + timeout_ns, sock))
-                    attempts[host] += 1
+                    mine.append(sock)
                 else:
                     sock.close()
                     self._outcome(host, code, now, now)
-            if not attempts[host]:
+            if not mine:
                 conclude(host, now)
 
         def conclude(host: _Host, now: int) -> None:
-            del attempts[host]
+            del open_sockets[host]
             if not host.replies and host.reason is None and host.retries_left:
                 host.retries_left -= 1
                 retry.append(host)
@@ -648,12 +648,13 @@ class TcpEngine(_Engine):
             host, began = started.pop(sock)
             self.selector.unregister(sock)
             sock.close()
+            mine = open_sockets[host]
+            mine.remove(sock)
             if code is not None:
                 self._outcome(host, code, began, now)
-            attempts[host] -= 1
-            if attempts[host] == 0 or host.replies:
-                for other in [s for s, (h, _) in started.items() if h is host]:
-                    started.pop(other)
+            if not mine or host.replies:
+                for other in mine:  # the host answered on another port: stop waiting here
+                    del started[other]
                     self.selector.unregister(other)
                     other.close()
                 conclude(host, now)
@@ -702,12 +703,4 @@ class TcpEngine(_Engine):
 
 def _connection_budget() -> int:
     """How many connections may be in flight: most of the descriptor limit."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or hard > soft:
-        wanted = 65536 if hard == resource.RLIM_INFINITY else hard
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-            soft = wanted
-        except (ValueError, OSError):
-            pass
-    return max(16, min(soft - 64, 16384))
+    return max(16, min(raise_descriptor_limit(65536) - 64, 16384))
