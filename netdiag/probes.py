@@ -79,16 +79,8 @@ class IcmpSocket:
 
     def __init__(self, version: int, kind: str) -> None:
         self.version, self.kind = version, kind
-        family = socket.AF_INET if version == 4 else socket.AF_INET6
-        self.family = family
-        proto = socket.IPPROTO_ICMP if version == 4 else socket.IPPROTO_ICMPV6
-        sock_type = socket.SOCK_RAW if kind == "raw" else socket.SOCK_DGRAM
-        try:
-            self.sock = socket.socket(family, sock_type, proto)
-        except OSError as exc:
-            if exc.errno in (errno.EPERM, errno.EACCES):
-                raise ProbePermissionError(f"{kind} ICMP socket not permitted: {GRANT_HINT}") from None
-            raise ProbeError(f"cannot open an IPv{version} {kind} ICMP socket: {exc.strerror}") from None
+        self.family = socket.AF_INET if version == 4 else socket.AF_INET6
+        self.sock = _bare_icmp_socket(version, kind)
         self.sock.setblocking(False)
         # The sweep's hot path calls this directly, one call per request;
         # failures go through send_failed.
@@ -270,16 +262,35 @@ def _timestamp(ancillary: list) -> int:
     return time.time_ns()
 
 
-def open_icmp(version: int, kinds: tuple[str, ...] = ("raw", "dgram")) -> IcmpSocket:
-    """The first ICMP socket kind this process may open, in order of preference."""
-    denied: ProbePermissionError | None = None
-    for kind in kinds:
+ICMP_KINDS = ("raw", "dgram")  # in order of preference: raw also sees ICMP errors directly
+
+
+def _bare_icmp_socket(version: int, kind: str) -> socket.socket:
+    family = socket.AF_INET if version == 4 else socket.AF_INET6
+    proto = socket.IPPROTO_ICMP if version == 4 else socket.IPPROTO_ICMPV6
+    sock_type = socket.SOCK_RAW if kind == "raw" else socket.SOCK_DGRAM
+    try:
+        return socket.socket(family, sock_type, proto)
+    except OSError as exc:
+        if exc.errno in (errno.EPERM, errno.EACCES):
+            raise ProbePermissionError(f"{kind} ICMP socket not permitted: {GRANT_HINT}") from None
+        raise ProbeError(f"cannot open an IPv{version} {kind} ICMP socket: {exc.strerror}") from None
+
+
+def permitted_kind(version: int) -> str:
+    """The ICMP socket kind this process may open (a bare socket, opened and closed)."""
+    for kind in ICMP_KINDS:
         try:
-            return IcmpSocket(version, kind)
-        except ProbePermissionError as exc:
-            denied = exc
-    assert denied is not None
+            _bare_icmp_socket(version, kind).close()
+            return kind
+        except ProbePermissionError:
+            continue
     raise ProbePermissionError(f"no ICMP socket is permitted: {GRANT_HINT}")
+
+
+def open_icmp(version: int) -> IcmpSocket:
+    """A ready ICMP socket of the first kind this process may open."""
+    return IcmpSocket(version, permitted_kind(version))
 
 
 # --- system ping ---------------------------------------------------------------

@@ -115,6 +115,14 @@ def _reverse(address, query: str, hosts: HostsFile) -> DnsAnswer:
     )  # fmt: skip
 
 
+def ptr_name(address: str) -> str | None:
+    """The PTR name of an address, or None (no name, or the lookup failed)."""
+    try:
+        return socket.gethostbyaddr(address)[0]
+    except (OSError, UnicodeError):
+        return None
+
+
 def forward_confirms(name: str, address) -> bool:
     """FCrDNS: does ``name`` resolve back to ``address``?"""
     try:

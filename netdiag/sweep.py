@@ -30,9 +30,9 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from netdiag import probes
+from netdiag import probes, resolver
 from netdiag.errors import BadInput, NetdiagError, ProbePermissionError
 from netdiag.icmp import EchoRequestBuilder
 from netdiag.limits import raise_descriptor_limit
@@ -97,7 +97,7 @@ def plan_method(requested: str, versions: set[int], ports: tuple[int, ...] = (80
     versions = versions or {4}
     if requested in ("icmp", "auto"):
         try:
-            kinds = {_icmp_kind(v) for v in versions}
+            kinds = {probes.permitted_kind(v) for v in versions}
         except ProbePermissionError:
             if requested == "icmp":
                 raise
@@ -121,12 +121,6 @@ def plan_method(requested: str, versions: set[int], ports: tuple[int, ...] = (80
     if requested == "tcp":
         return Plan("tcp", f"tcp (connect to {ports_text})", "asked for")
     return Plan("tcp", f"tcp (connect to {ports_text})", "no ICMP socket is permitted and the system ping fails")
-
-
-def _icmp_kind(version: int) -> str:
-    sock = probes.open_icmp(version)
-    sock.close()
-    return sock.kind
 
 
 def _system_ping_works(versions: set[int]) -> bool:
@@ -162,7 +156,6 @@ def target_versions(targets: Iterable[Target], resolved: dict[str, list]) -> set
 
 def resolve_names(targets: Iterable[Target], timeout: float) -> dict[str, list | NetdiagError]:
     """Resolve every hostname target up front, concurrently, with a deadline."""
-    from netdiag import resolver
 
     def lookup(name: str) -> list | NetdiagError:
         try:
@@ -197,15 +190,12 @@ def run_sweep(
     addresses = {k: v for k, v in resolved.items() if isinstance(v, list)}
     plan = plan or plan_method(options.method, target_versions(targets, addresses), options.ports)
     results: list[tuple[tuple[int, int], HostResult]] = []
-    names = _NameLookups(options.names)
 
     def emit(result: HostResult, order: tuple[int, int]) -> None:
         if keep_results:
             results.append((order, result))
         if on_result is not None:
             on_result(result)
-        if result.alive:
-            names.submit(result.address)
 
     def resolve(name: str) -> list:
         answer = resolved[name]
@@ -225,7 +215,9 @@ def run_sweep(
         gc.enable()
         engine.close()
     interrupted = interrupted or engine.interrupted
-    found = names.collect(options.name_timeout if not interrupted else 0.0)
+    found = {}
+    if options.names and not interrupted:
+        found = reverse_names([r.address for _, r in results if r.alive], options.name_timeout)
     results.sort(key=_by_order)
     ordered = [_with_name(r, found.get(r.address)) if found else r for _, r in results]
     summary = SweepSummary(
@@ -251,37 +243,17 @@ def _by_order(item: tuple[tuple[int, int], HostResult]) -> tuple[int, int]:
 def _with_name(result: HostResult, ptr: str | None) -> HostResult:
     if ptr is None or result.name is not None:
         return result
-    from dataclasses import replace
-
     return replace(result, name=ptr)
 
 
-class _NameLookups:
-    """Reverse lookups for live hosts, started as soon as each host answers."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.addresses: list[str] = []
-
-    def submit(self, address: str) -> None:
-        if self.enabled:
-            self.addresses.append(address)
-
-    def collect(self, timeout: float) -> dict[str, str]:
-        if not self.addresses or timeout <= 0:
-            return {}
-        found = {}
-        for address, name in iter_with_deadline(_ptr, self.addresses, timeout, workers=64):
-            if isinstance(name, str):
-                found[address] = name
-        return found
-
-
-def _ptr(address: str) -> str | None:
-    try:
-        return socket.gethostbyaddr(address)[0]
-    except (OSError, UnicodeError):
-        return None
+def reverse_names(addresses: list[str], timeout: float) -> dict[str, str]:
+    """PTR names of live hosts, 64 lookups at a time, each with a deadline:
+    a slow resolver costs at most ``timeout`` more, never the sweep."""
+    found = {}
+    for address, name in iter_with_deadline(resolver.ptr_name, addresses, timeout, workers=64):
+        if isinstance(name, str):
+            found[address] = name
+    return found
 
 
 class _Host:

@@ -199,8 +199,6 @@ class Session:
             timeouts.append(max(self.last_activity + self.options.idle_timeout - self.clock(), 0))
         if self.terminal is not None:
             timeouts.append(0.5)  # look at window-size changes now and then
-        if isinstance(self.sock, ssl.SSLSocket) and self.sock.pending():
-            timeouts.append(0)  # decrypted bytes already waiting in the TLS layer
         return min(timeouts) if timeouts else None
 
     def _update(self, selector: selectors.BaseSelector) -> None:
