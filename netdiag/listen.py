@@ -88,7 +88,7 @@ class Summary:
 
 
 class _Client:
-    __slots__ = ("closing", "line", "out", "paused", "pending", "registered", "seen", "sock", "stats")
+    __slots__ = ("closing", "events", "line", "out", "paused", "pending", "seen", "sock", "stats")
 
     def __init__(self, sock: socket.socket, peer: str) -> None:
         self.sock = sock
@@ -97,7 +97,7 @@ class _Client:
         self.paused = False  # not read from while its output backs up
         self.closing = False  # close once everything owed is sent
         self.pending = 0  # lookups still being answered
-        self.registered = False
+        self.events = 0  # what the selector watches for it; 0: not registered
         self.stats = ClientStats(peer, time.monotonic())
         self.seen = self.stats.opened  # last time bytes moved either way
 
@@ -287,21 +287,22 @@ class Listener:
         events = (0 if client.paused or client.closing else selectors.EVENT_READ) | (
             selectors.EVENT_WRITE if client.out else 0
         )
-        if events and client.registered:
-            self.selector.modify(client.sock, events, client)
-        elif events:
-            self.selector.register(client.sock, events, client)
-            client.registered = True
-        elif client.registered:  # half-closed, waiting for a lookup answer
+        if events == client.events:
+            return  # unchanged: no epoll_ctl for every read and write
+        if not events:  # half-closed, waiting for a lookup answer
             self.selector.unregister(client.sock)
-            client.registered = False
+        elif client.events:
+            self.selector.modify(client.sock, events, client)
+        else:
+            self.selector.register(client.sock, events, client)
+        client.events = events
 
     def _close(self, client: _Client, reason: str) -> None:
         fd = client.sock.fileno()
         if self.clients.get(fd) is not client:
             return
         del self.clients[fd]
-        if client.registered:
+        if client.events:
             self.selector.unregister(client.sock)
         client.sock.close()
         client.stats.closed = time.monotonic()
