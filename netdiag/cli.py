@@ -182,7 +182,7 @@ def sweep(
             help="Addresses, networks (CIDR), ranges (a.b.c.d-N), names, @FILE, - (stdin).", show_default=False
         ),
     ],
-    method: Annotated[str, typer.Option("--method", "-m", help="auto, icmp, ping or tcp.")] = "auto",
+    method: Annotated[str, typer.Option("--method", "-m", help="auto, arp, icmp, ping or tcp.")] = "auto",
     timeout: Annotated[float, typer.Option("--timeout", "-t", help="Seconds each probe waits for its answer.")] = 1.0,
     retries: Annotated[int, typer.Option("--retries", "-r", help="More probes for hosts that did not answer.")] = 0,
     count: Annotated[int, typer.Option("--count", "-c", help="Echo requests per host (shows loss, min/avg/max).")] = 1,
@@ -194,6 +194,10 @@ def sweep(
     ports: Annotated[
         list[int] | None, typer.Option("--port", "-p", help="TCP ports for --method tcp (default 80, 443).")
     ] = None,
+    interface: Annotated[
+        str | None, typer.Option("--interface", "-I", help="Probe through this interface (its segment, for ARP).")
+    ] = None,
+    source: Annotated[str | None, typer.Option("--source", "-S", help="Source address of the probes.")] = None,
     no_names: Annotated[bool, typer.Option("--no-names", "-n", help="Skip reverse DNS names.")] = False,
     alive: Annotated[bool, typer.Option("--alive", "-a", help="Show only hosts that answered.")] = False,
     show_map: Annotated[bool, typer.Option("--map", help="Draw a grid of each /24 (or smaller) swept.")] = False,
@@ -222,6 +226,8 @@ def sweep(
         workers=workers,
         names=not (no_names or jsonl),
         ports=tuple(ports) if ports else (80, 443),
+        interface=interface,
+        source=source,
     )
     options.validate()
     total = targets_module.count_addresses(parsed)
@@ -303,14 +309,15 @@ def _show_sweep(out: Output, report, parsed, *, alive: bool, show_map: bool, jso
         return
     shown = [r for r in report.results if r.alive or not alive]
     show_loss = any(r.sent > 1 for r in report.results)
+    show_mac = any(r.mac for r in shown)
     rich_table = bool(shown) and out.rich_tables and len(shown) <= columns.RICH_TABLE_MAX_ROWS
     maps = [t for t in parsed if show_map and isinstance(t, AddressBlock) and len(t) > 1]  # one host: no map
     if rich_table or maps or out.stderr_is_terminal:
         from netdiag import render  # rich: only when something is drawn with it
     if rich_table:
-        out.table(render.sweep_table(shown, show_loss))
+        out.table(render.sweep_table(shown, show_loss, show_mac))
     elif shown:
-        out.text(columns.sweep_plain(shown, show_loss))
+        out.text(columns.sweep_plain(shown, show_loss, show_mac))
     if maps:
         by_address = {r.address: r for r in report.results}
         for block in maps:
@@ -322,6 +329,8 @@ def _show_sweep(out: Output, report, parsed, *, alive: bool, show_map: bool, jso
         out.info(render.sweep_summary_text(report.summary))
     else:
         out.info(columns.sweep_summary_line(report.summary))
+    for note in report.summary.notes:
+        out.warn(note)
 
 
 @app.command()

@@ -31,8 +31,9 @@ def milliseconds(value: float | None) -> str:
     return f"{value:.3f}" if value < 10 else f"{value:.1f}"
 
 
-def sweep_plain(results: Iterable[HostResult], show_loss: bool) -> str:
-    headers = ["ADDRESS", "STATE", "RTT_MS"] + (["LOSS", "MIN/AVG/MAX_MS"] if show_loss else []) + ["NAME"]
+def sweep_plain(results: Iterable[HostResult], show_loss: bool, show_mac: bool = False) -> str:
+    headers = ["ADDRESS", "STATE", "RTT_MS"] + (["LOSS", "MIN/AVG/MAX_MS"] if show_loss else [])
+    headers += (["MAC", "VENDOR"] if show_mac else []) + ["NAME"]
     rows = []
     ms = milliseconds
     for r in results:
@@ -45,6 +46,8 @@ def sweep_plain(results: Iterable[HostResult], show_loss: bool) -> str:
         if show_loss:
             loss = "" if not r.rtts_ms else f"{1 - len(received) / len(r.rtts_ms):.0%}"
             row += [loss, f"{ms(min(received))}/{ms(avg)}/{ms(max(received))}" if received else ""]
+        if show_mac:
+            row += [r.mac or "-", "-" if r.vendor is None else visible(r.vendor)]
         row.append("-" if r.name is None else visible(r.name))
         rows.append(row)
     return plain_table(headers, rows)

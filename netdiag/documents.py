@@ -59,6 +59,8 @@ def host_result_json(result: HostResult) -> dict[str, Any]:
         "loss": result.loss,
         "name": result.name,
         "reason": result.reason,
+        "mac": result.mac,
+        "vendor": result.vendor,
     }
 
 
@@ -73,6 +75,8 @@ def sweep_summary_json(summary: SweepSummary) -> dict[str, Any]:
         "down": summary.total - summary.up,
         "method": summary.method,
         "method_reason": summary.method_reason,
+        "methods": [{"method": m.label, "reason": m.reason, "hosts": m.hosts} for m in summary.methods],
+        "notes": list(summary.notes),
         "elapsed_s": round(summary.elapsed_s, 3),
         "probes_sent": summary.probes_sent,
         "interrupted": summary.interrupted,

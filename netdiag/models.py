@@ -82,6 +82,8 @@ class HostResult:
     rtts_ms: tuple[float | None, ...] = ()  # one per echo request; None: no reply
     name: str | None = None
     reason: str | None = None  # unreachable reason or unresolved cause
+    mac: str | None = None  # on-link hosts: from the ARP reply or the neighbour table
+    vendor: str | None = None  # the MAC's IEEE registrant
 
     @property
     def alive(self) -> bool:
@@ -116,14 +118,33 @@ class HostResult:
 
 
 @dataclass(frozen=True)
+class MethodUse:
+    """One probe method of a sweep: which targets it served, and why."""
+
+    label: str  # e.g. "arp (lan0)", "icmp (raw socket)"
+    reason: str
+    hosts: int
+
+
+@dataclass(frozen=True)
 class SweepSummary:
     total: int
     up: int
-    method: str
-    method_reason: str
+    methods: tuple[MethodUse, ...]
     elapsed_s: float
     probes_sent: int
     interrupted: bool = False
+    notes: tuple[str, ...] = ()  # what the user should know about the run's cost
+
+    @property
+    def method(self) -> str:
+        return " + ".join(m.label for m in self.methods) or "none"
+
+    @property
+    def method_reason(self) -> str:
+        if len(self.methods) == 1:
+            return self.methods[0].reason
+        return "; ".join(f"{m.label} for {m.hosts:,} hosts: {m.reason}" for m in self.methods)
 
 
 @dataclass(frozen=True)

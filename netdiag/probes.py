@@ -1,12 +1,16 @@
-"""The socket boundary for probes: ICMP sockets, the system ping, TCP connects.
+"""The socket boundary for probes: ICMP and packet sockets, the system ping,
+TCP connects.
 
-OS error numbers become typed outcomes here and nowhere else. A timeout, an
-unreachable answer and a permission problem are different things and are
-never folded into "packet lost".
+Every probe socket is built here from one ProbeConfig (source address,
+interface), and OS error numbers become typed outcomes here, through the one
+table in outcomes.py. A timeout, an unreachable answer, back-pressure and a
+permission problem are different things and are never folded into "packet
+lost".
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import ipaddress
 import os
@@ -19,8 +23,9 @@ import threading
 import time
 from dataclasses import dataclass
 
-from netdiag import icmp
-from netdiag.errors import ProbeError, ProbePermissionError
+from netdiag import icmp, outcomes
+from netdiag.errors import BadInput, ProbeError, ProbePermissionError
+from netdiag.outcomes import Outcome
 
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
@@ -31,23 +36,48 @@ SOL_RAW = 255
 ICMP_FILTER = 1
 ICMP6_FILTER = 1
 RECEIVE_BUFFER = 32 << 20  # holds a /16's replies between drains
+SEND_BUFFER = 4 << 20  # probes waiting for ARP are charged to the socket: room for thousands
+SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
+SO_SNDBUFFORCE = getattr(socket, "SO_SNDBUFFORCE", 32)
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    """Every setting a probe socket takes, applied in one place."""
+
+    source: str | None = None  # -S: the source address
+    interface: str | None = None  # -I: the interface probes leave by
+
+    def apply(self, sock: socket.socket, version: int, *, bind_any: bool = False) -> None:
+        """Bind ``sock`` to the interface and source address (``bind_any``:
+        bind to the wildcard when no source is set, as datagram ICMP needs)."""
+        if self.interface:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, self.interface.encode())
+            except OSError as exc:
+                sock.close()
+                raise BadInput(f"--interface {self.interface}: {exc.strerror}") from None
+        if self.source or bind_any:
+            where = self.source or ("0.0.0.0" if version == 4 else "::")
+            try:
+                sock.bind((where, 0))
+            except OSError as exc:
+                sock.close()
+                raise BadInput(f"--source {self.source}: {outcomes.reason(exc.errno or 0)}") from None
+
+
+def enlarge_buffer(sock: socket.socket, option: int, force_option: int, size: int) -> None:
+    """Past net.core.[rw]mem_max only with CAP_NET_ADMIN; otherwise the most allowed."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, force_option, size)
+    except OSError:
+        sock.setsockopt(socket.SOL_SOCKET, option, size)
+
 
 _EXTENDED_ERROR = struct.Struct("=IBBBBII")  # struct sock_extended_err
 _TIMESPEC = struct.Struct("@ll")
 _ORIGIN_ICMP = (2, 3)  # SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6
 _RECVERR_CMSGS = {(socket.IPPROTO_IP, IP_RECVERR), (socket.IPPROTO_IPV6, IPV6_RECVERR)}
-
-# errno of a send or connect that means "this destination cannot be reached"
-UNREACHABLE_ERRNOS = {
-    errno.ENETUNREACH,
-    errno.EHOSTUNREACH,
-    errno.EHOSTDOWN,
-    errno.EADDRNOTAVAIL,
-    errno.EACCES,  # e.g. a broadcast address
-    errno.EPERM,  # a local firewall rejected the packet
-    errno.EINVAL,
-    errno.EPROTO,
-}
 
 GRANT_HINT = (
     "native ICMP needs CAP_NET_RAW (sudo setcap cap_net_raw+ep on the Python "
@@ -77,33 +107,32 @@ class Unreachable:
 class IcmpSocket:
     """One non-blocking ICMP echo socket: ``raw`` or ``dgram``, IPv4 or IPv6."""
 
-    def __init__(self, version: int, kind: str) -> None:
+    def __init__(self, version: int, kind: str, config: ProbeConfig | None = None) -> None:
         self.version, self.kind = version, kind
         self.family = socket.AF_INET if version == 4 else socket.AF_INET6
         self.sock = _bare_icmp_socket(version, kind)
         self.sock.setblocking(False)
+        config = config or ProbeConfig()
         # The sweep's hot path calls this directly, one call per request;
         # failures go through send_failed.
         self.sendto = self.sock.sendto
         self._errors: list[Unreachable] = []
-        self._enlarge_receive_buffer()
+        enlarge_buffer(self.sock, socket.SO_RCVBUF, SO_RCVBUFFORCE, RECEIVE_BUFFER)
+        enlarge_buffer(self.sock, socket.SO_SNDBUF, SO_SNDBUFFORCE, SEND_BUFFER)
         self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        # Errors to the error queue, and ENOBUFS from a full neighbour table
+        # reported to the sender (without it, raw sockets drop the probe silently).
+        if version == 4:
+            self.sock.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 1)
+        else:
+            self.sock.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVERR, 1)
         if kind == "raw":
             self._filter_types()
+            config.apply(self.sock, version)
             self.identifier = os.getpid() & 0xFFFF
         else:
-            if version == 4:
-                self.sock.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 1)
-            else:
-                self.sock.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVERR, 1)
-            self.sock.bind(("0.0.0.0", 0) if version == 4 else ("::", 0))
+            config.apply(self.sock, version, bind_any=True)
             self.identifier = self.sock.getsockname()[1]  # the kernel's echo identifier
-
-    def _enlarge_receive_buffer(self) -> None:
-        try:  # past net.core.rmem_max: needs CAP_NET_ADMIN
-            self.sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECEIVE_BUFFER)
-        except OSError:
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
 
     def _filter_types(self) -> None:
         """Ask the kernel for echo replies and errors only: on loopback a raw
@@ -131,7 +160,7 @@ class IcmpSocket:
         """What a failed ``sendto`` means: the reason this destination is
         unreachable, or BlockingIOError when the request was not sent and
         should be sent again (after a drain)."""
-        if self.kind == "dgram" and exc.errno not in (errno.ENOBUFS, errno.EAGAIN):
+        if exc.errno not in (errno.ENOBUFS, errno.EAGAIN):
             # With IP_RECVERR the kernel hands a pending ICMP error about an
             # earlier probe to the next send, which it then drops. If the error
             # queue held something, the failure was that: attribute it through
@@ -157,9 +186,9 @@ class IcmpSocket:
             except BlockingIOError:
                 return
             except OSError as exc:
-                # A datagram socket reports an ICMP error as a pending socket
-                # error; the details wait in the error queue.
-                if self.kind == "dgram" and exc.errno not in (errno.EBADF, errno.ENOTSOCK):
+                # An ICMP error is also reported as a pending socket error;
+                # the details wait in the error queue.
+                if exc.errno not in (errno.EBADF, errno.ENOTSOCK):
                     self._read_error_queue(backlog)
                     continue
                 raise ProbeError(f"receiving ICMP: {exc.strerror}") from None
@@ -206,12 +235,14 @@ class IcmpSocket:
 
 def send_failure(exc: OSError, address: str) -> str:
     """What a failed sendto means: the reason a destination is unreachable, or
-    BlockingIOError (buffer full: retry later), or ProbeError."""
-    if isinstance(exc, BlockingIOError) or exc.errno == errno.ENOBUFS:
-        raise BlockingIOError(exc.errno, exc.strerror) from None
-    if exc.errno in UNREACHABLE_ERRNOS:
-        return (exc.strerror or "unreachable").lower()
-    raise ProbeError(f"sending to {address}: {exc.strerror}") from None
+    BlockingIOError (back-pressure: send again later; its errno tells
+    ENOBUFS, a full neighbour table, from EAGAIN, a full socket), or ProbeError."""
+    outcome, reason = outcomes.classify(exc.errno or 0)
+    if outcome is Outcome.BACK_PRESSURE:
+        raise BlockingIOError(exc.errno, reason) from None
+    if outcome is Outcome.UNREACHABLE:
+        return reason
+    raise ProbeError(f"sending to {address}: {reason}") from None
 
 
 def canonical_v6(text: str) -> str:
@@ -288,9 +319,55 @@ def permitted_kind(version: int) -> str:
     raise ProbePermissionError(f"no ICMP socket is permitted: {GRANT_HINT}")
 
 
-def open_icmp(version: int) -> IcmpSocket:
-    """A ready ICMP socket of the first kind this process may open."""
-    return IcmpSocket(version, permitted_kind(version))
+def open_icmp(version: int, config: ProbeConfig | None = None, kind: str | None = None) -> IcmpSocket:
+    """A ready ICMP socket of ``kind``, or of the first kind this process may open."""
+    return IcmpSocket(version, kind or permitted_kind(version), config)
+
+
+# --- packet sockets (ARP) ---------------------------------------------------------
+
+ETH_P_ARP = 0x0806
+SOL_PACKET = 263
+PACKET_IGNORE_OUTGOING = 23
+
+
+def packet_permitted() -> bool:
+    """May this process open packet sockets (CAP_NET_RAW)?"""
+    try:
+        socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP)).close()
+        return True
+    except OSError:
+        return False
+
+
+def open_arp(interface: str) -> socket.socket:
+    """A non-blocking packet socket for ARP frames on ``interface``, with
+    kernel receive timestamps and room for a /16's replies."""
+    try:
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP))
+    except OSError as exc:
+        if exc.errno in (errno.EPERM, errno.EACCES):
+            raise ProbePermissionError(
+                "ARP needs CAP_NET_RAW (sudo setcap cap_net_raw+ep on the Python interpreter, or run as root)"
+            ) from None
+        raise ProbeError(f"cannot open a packet socket: {exc.strerror}") from None
+    try:
+        sock.bind((interface, ETH_P_ARP))
+    except OSError as exc:
+        sock.close()
+        raise BadInput(f"interface {interface}: {exc.strerror}") from None
+    sock.setblocking(False)
+    with contextlib.suppress(OSError):  # Linux 4.20+: do not read our own requests back
+        sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
+    enlarge_buffer(sock, socket.SO_RCVBUF, SO_RCVBUFFORCE, RECEIVE_BUFFER)
+    enlarge_buffer(sock, socket.SO_SNDBUF, SO_SNDBUFFORCE, SEND_BUFFER)
+    sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    return sock
+
+
+def arrival_ns(ancillary: list) -> int:
+    """A message's kernel receive stamp (CLOCK_REALTIME ns), or now."""
+    return _timestamp(ancillary)
 
 
 # --- system ping ---------------------------------------------------------------
@@ -340,7 +417,7 @@ def system_ping(address: str, version: int, timeout: float, count: int = 1, inte
         if 0 <= index < count:
             rtts[index] = float(rtt)
     error = _PING_ERROR.search(done.stdout)
-    reason = error.group(2).decode(errors="replace").strip().lower() if error else None
+    reason = outcomes.ping_reason(error.group(2).decode(errors="replace")) if error else None
     return PingOutcome(tuple(rtts), reason)
 
 
@@ -349,12 +426,16 @@ def system_ping(address: str, version: int, timeout: float, count: int = 1, inte
 _LINGER_RESET = struct.pack("ii", 1, 0)
 
 
-def start_connect(address: str, version: int, port: int) -> tuple[socket.socket, int]:
+def start_connect(
+    address: str, version: int, port: int, config: ProbeConfig | None = None
+) -> tuple[socket.socket, int]:
     """Begin a non-blocking connect; returns the socket and connect's errno
     (EINPROGRESS while the handshake is under way)."""
     family = socket.AF_INET if version == 4 else socket.AF_INET6
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setblocking(False)
+    if config is not None:
+        config.apply(sock, version)
     # Close with RST, not FIN: a probe leaves no TIME_WAIT behind.
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
     return sock, sock.connect_ex((address, port))
@@ -368,8 +449,9 @@ def classify_connect(code: int) -> tuple[str, str | None]:
     """A finished connect's errno → ("up" | "unreachable" | "down", reason).
 
     A SYN-ACK (0) or an RST (ECONNREFUSED) both prove the host is there."""
-    if code in (0, errno.EISCONN, errno.ECONNREFUSED):
+    outcome, reason = outcomes.classify(code)
+    if outcome is Outcome.ANSWERED:
         return "up", None
-    if code == errno.ETIMEDOUT:
+    if outcome is Outcome.SILENT:
         return "down", None
-    return "unreachable", os.strerror(code).lower()
+    return "unreachable", reason

@@ -90,8 +90,9 @@ _STATE_STYLE = {
 }
 
 
-def sweep_table(results: Iterable[HostResult], show_loss: bool) -> Table:
-    columns = ["Address", "State", "RTT ms"] + (["Loss", "min/avg/max ms"] if show_loss else []) + ["Name"]
+def sweep_table(results: Iterable[HostResult], show_loss: bool, show_mac: bool = False) -> Table:
+    columns = ["Address", "State", "RTT ms"] + (["Loss", "min/avg/max ms"] if show_loss else [])
+    columns += (["MAC", "Vendor"] if show_mac else []) + ["Name"]
     table = new_table(*columns)
     table.columns[2].justify = "right"
     for r in results:
@@ -103,6 +104,8 @@ def sweep_table(results: Iterable[HostResult], show_loss: bool) -> Table:
             loss = "" if r.loss is None else f"{r.loss:.0%}"
             spread = "/".join(milliseconds(v) for v in (r.rtt_min, r.rtt_avg, r.rtt_max)) if r.received else ""
             row += [loss, spread]
+        if show_mac:
+            row += [safe(r.mac), safe(r.vendor)]
         row.append(safe(r.name))
         table.add_row(*row)
     return table
@@ -123,6 +126,7 @@ def sweep_summary_text(summary: SweepSummary) -> Text:
 
 MAP_MAX = 256
 MAP_COLUMNS = 16
+MAP_MACS_SHOWN = 6
 
 
 def _cell(result: HostResult | None) -> Text:
@@ -164,4 +168,30 @@ def subnet_map(block: AddressBlock, results: dict[str, HostResult]) -> Table:
     outer.add_row(Text(f"Map of {block.source}", style="bold"))
     outer.add_row(grid)
     outer.add_row(legend)
+    macs = _mac_legend(block, results)
+    if macs is not None:
+        outer.add_row(macs)
     return outer
+
+
+def _mac_legend(block: AddressBlock, results: dict[str, HostResult]) -> Text | None:
+    """One line naming the MACs behind the live cells, most addresses first."""
+    counts: dict[tuple[str, str | None], int] = {}
+    make = type(block.first)
+    for number in range(int(block.first), int(block.last) + 1):
+        r = results.get(str(make(number)))
+        if r is not None and r.alive and r.mac:
+            counts[r.mac, r.vendor] = counts.get((r.mac, r.vendor), 0) + 1
+    if not counts:
+        return None
+    line = Text("MACs: ", style="dim")
+    ranked = sorted(counts.items(), key=lambda item: -item[1])
+    for i, ((mac, vendor), n) in enumerate(ranked[:MAP_MACS_SHOWN]):
+        line.append(", " if i else "")
+        line.append(mac)
+        if vendor:
+            line.append(f" {visible(vendor)}", style="dim")
+        line.append(f" ×{n}")
+    if len(ranked) > MAP_MACS_SHOWN:
+        line.append(f", and {len(ranked) - MAP_MACS_SHOWN} more", style="dim")
+    return line

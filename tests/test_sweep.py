@@ -199,10 +199,14 @@ def test_json_schema():
     assert set(doc) == {"results", "summary"}
     for row in doc["results"]:
         assert set(row) == {"address", "alive", "state", "rtt_ms", "rtt_min_ms", "rtt_max_ms", "rtts_ms", "loss",
-                            "name", "reason"}  # fmt: skip
+                            "name", "reason", "mac", "vendor"}  # fmt: skip
+        assert row["mac"] is None and row["vendor"] is None  # loopback: no link layer
         assert isinstance(row["alive"], bool) and row["state"] in {"up", "down", "unreachable", "unresolved"}
-    assert set(doc["summary"]) == {"total", "up", "down", "method", "method_reason", "elapsed_s", "probes_sent",
-                                   "interrupted"}  # fmt: skip
+    assert set(doc["summary"]) == {"total", "up", "down", "method", "method_reason", "methods", "notes",
+                                   "elapsed_s", "probes_sent", "interrupted"}  # fmt: skip
+    assert doc["summary"]["methods"] == [{"method": "icmp (raw socket)", "reason": "this process has CAP_NET_RAW",
+                                          "hosts": 2}]  # fmt: skip
+    assert doc["summary"]["notes"] == []
     assert doc["summary"]["total"] == 2 and doc["summary"]["interrupted"] is False
 
 
@@ -271,7 +275,7 @@ class IcmpSniffer:
         (["-t", "1e9", "127.5.0.1"], "--timeout must be more than 0"),
         (["--count", "0", "127.5.0.1"], "--count must be between"),
         (["--method", "carrier-pigeon", "127.5.0.1"], "--method must be one of"),
-        (["--rate", "0", "127.5.0.1"], "--rate must be a positive"),
+        (["--rate", "0", "127.5.0.1"], "--rate must be between"),
         (["--port", "70000", "--method", "tcp", "127.5.0.1"], "--port must be between"),
         (["@/nonexistent/list", "127.5.0.1"], "cannot read target list"),
         (["--", "-h"], "is not an address"),

@@ -12,6 +12,7 @@ import socket
 import ssl
 from dataclasses import dataclass
 
+from netdiag import outcomes
 from netdiag.errors import (
     BadInput,
     ConnectError,
@@ -21,9 +22,8 @@ from netdiag.errors import (
     ResolveError,
     TlsError,
 )
+from netdiag.outcomes import Outcome
 from netdiag.targets import HostName, parse_target
-
-_UNREACHABLE = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EHOSTDOWN, errno.EADDRNOTAVAIL, errno.EACCES}
 
 
 @dataclass(frozen=True)
@@ -113,9 +113,10 @@ def _connect_error(exc: OSError, address: str, port: int, timeout: float) -> Con
         return ConnectTimeout(f"connection to {where} timed out after {timeout:g}s")
     if exc.errno == errno.ECONNREFUSED:
         return ConnectionRefused(f"connection refused by {where}")
-    if exc.errno in _UNREACHABLE:
-        return NetworkUnreachable(f"{where}: {(exc.strerror or 'unreachable').lower()}")
-    return ConnectError(f"{where}: {(exc.strerror or str(exc)).lower()}")
+    outcome, reason = outcomes.classify(exc.errno or 0)
+    if outcome is Outcome.UNREACHABLE:
+        return NetworkUnreachable(f"{where}: {reason}")
+    return ConnectError(f"{where}: {reason if exc.errno else str(exc).lower()}")
 
 
 def _start_tls(sock: socket.socket, name: str, insecure: bool, timeout: float, send_sni: bool):

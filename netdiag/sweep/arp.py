@@ -1,0 +1,160 @@
+"""The ARP engine: who-has requests from user space on one Ethernet segment.
+
+ARP is the probe an on-link IPv4 host cannot ignore (it finds hosts that drop
+ping too), and sent from a packet socket it never touches the kernel's
+neighbour table, so a /16 costs no more than its send time plus the timeout.
+Requests carry no sequence number: a reply answers the oldest request in
+flight to its sender address, and replies after the first are ignored.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import selectors
+import socket
+import time
+
+from netdiag import arp, links, probes
+from netdiag.sweep.engine import Engine
+from netdiag.sweep.inflight import FINISH, RETRY, Host, InFlight, next_step
+
+BURST = 256
+EXPIRY_GRAIN_S = 0.001
+
+
+class ArpEngine(Engine):
+    def __init__(self, options, link: links.Link) -> None:
+        super().__init__(options)
+        self.link = link
+        self.sock: socket.socket | None = None
+        self.selector = selectors.DefaultSelector()
+        self.own = {str(address.ip) for index, address in links.Topology.read().local[4]
+                    if index == link.interface.index}  # fmt: skip
+
+    def close(self) -> None:
+        self.selector.close()
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+    def _open(self) -> socket.socket:
+        self.sock = probes.open_arp(self.link.interface.name)
+        self.selector.register(self.sock, selectors.EVENT_READ)
+        probes.wait_for_arrival_timestamps()
+        return self.sock
+
+    def run(self, hosts, emit, progress, stop) -> None:
+        options, link = self.options, self.link
+        count, gap = options.count, self._gap_ns
+        interval_ns = int(options.interval * 1e9)
+        inflight = self.inflight = InFlight(int(options.timeout * 1e9))
+        sock = self._open()
+        our_ip = link.source.packed
+        builder = arp.RequestBuilder(arp.parse_mac(link.interface.mac or ""), our_ip)
+        waiting: dict[bytes, Host] = {}  # packed address → host with a request in flight
+        followups: list[tuple[int, int, Host]] = []
+        tiebreak = itertools.count()
+        backlog: list = []
+        retry_host: Host | None = None
+        exhausted = False
+        monotonic_ns, time_ns = time.monotonic_ns, time.time_ns
+        inet_aton, send = socket.inet_aton, sock.send
+
+        def settle(host: Host) -> None:
+            step = next_step(host, count)
+            if step is RETRY:
+                heapq.heappush(followups, (monotonic_ns(), next(tiebreak), host))
+            elif step is FINISH:
+                waiting.pop(inet_aton(host.address), None)
+                self._finish(host, emit)
+
+        try:
+            while not stop.is_set():
+                now = monotonic_ns()
+                for _ in range(BURST):
+                    if gap:
+                        if now < self._next_send_ns:
+                            break
+                        self._take_slot(now)
+                    if retry_host is not None:
+                        host, retry_host = retry_host, None
+                    elif followups and followups[0][0] <= now:
+                        host = heapq.heappop(followups)[2]
+                    elif exhausted or (host := self._next_host(hosts)) is None:
+                        exhausted = True
+                        break
+                    elif host.address in self.own:  # ourselves: up without a probe
+                        host.mac, host.replies, host.rtts = link.interface.mac, 1, [0.0]
+                        self._finish(host, emit)
+                        continue
+                    packed = inet_aton(host.address)
+                    sent_at = time_ns()  # before the send: on a veth the reply is in before it returns
+                    try:
+                        send(builder.build(packed))
+                    except BlockingIOError:
+                        retry_host = host
+                        break
+                    self.sent += 1
+                    host.rtts.append(None)
+                    slot = len(host.rtts) - 1
+                    if len(host.rtts) < count:
+                        heapq.heappush(followups, (now + interval_ns, next(tiebreak), host))
+                    waiting[packed] = host
+                    inflight.add((packed, slot), host, slot, sent_at, now)
+
+                sending = (not exhausted or retry_host is not None) and not gap
+                now = monotonic_ns()
+                deadline = inflight.next_deadline()
+                expiring = deadline is not None and deadline <= now
+                self._read(sock, backlog)
+                if not sending or expiring:
+                    for frame, ancillary in backlog:
+                        reply = arp.parse_reply(frame, our_ip)
+                        if reply is None or (host := waiting.get(reply[0])) is None:
+                            continue
+                        slot = _oldest_in_flight(host, reply[0], inflight)
+                        if slot is None or inflight.answer((reply[0], slot), probes.arrival_ns(ancillary)) is None:
+                            continue  # a second reply, or one after its deadline
+                        host.mac = host.mac or arp.format_mac(reply[1])
+                        settle(host)
+                    backlog.clear()
+
+                for _, host in inflight.expire(now):
+                    settle(host)
+                self._report(progress, now)
+                if exhausted and not len(inflight) and not followups and retry_host is None:
+                    break
+                if sending and retry_host is None:
+                    continue
+                wake = [t for t in (followups and followups[0][0], inflight.next_deadline()) if t]
+                if not exhausted and gap:
+                    wake.append(self._next_send_ns)
+                if retry_host is not None:
+                    wake.append(now + 1)
+                delay = (min(wake) - now) / 1e9 if wake else 0.05
+                if delay > 0:
+                    self.selector.select(min(max(delay, EXPIRY_GRAIN_S), 0.1))
+        except KeyboardInterrupt:
+            self.interrupted = True
+        if stop.is_set() or self.interrupted:
+            unsettled = inflight.hosts() | {entry[2] for entry in followups}
+            self._finish_unsettled(unsettled | ({retry_host} if retry_host else set()), emit)
+        self._report(progress, 0, force=True)
+
+    @staticmethod
+    def _read(sock: socket.socket, backlog: list) -> None:
+        recvmsg, append = sock.recvmsg, backlog.append
+        while True:
+            try:
+                frame, ancillary, _, _ = recvmsg(128, 64)
+            except (BlockingIOError, InterruptedError):
+                return
+            append((frame, ancillary))
+
+
+def _oldest_in_flight(host: Host, packed: bytes, inflight: InFlight) -> int | None:
+    for slot, rtt in enumerate(host.rtts):
+        if rtt is None and (packed, slot) in inflight:
+            return slot
+    return None

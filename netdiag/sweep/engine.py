@@ -1,0 +1,88 @@
+"""The contract every sweep engine keeps, and what they share.
+
+An engine is handed an iterator of hosts and probes each one; it emits one
+HostResult per host, exactly once, as soon as the host is settled. Cost grows
+as hosts / send-rate + timeout, never hosts x timeout / threads.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+
+from netdiag.models import HostResult, HostState
+from netdiag.sweep.inflight import Host
+from netdiag.sweep.options import SweepOptions
+
+PROGRESS_EVERY_NS = 100_000_000
+
+Progress = Callable[[int, int, int], None]  # (hosts done, hosts up, probes sent)
+Emit = Callable[[HostResult, tuple[int, int]], None]  # a result and its place in address order
+HostItem = tuple[str, int, str | None, int]  # (address text, version, hostname, number)
+
+
+class Engine(ABC):
+    """Base of the icmp, arp, ping and tcp engines.
+
+    ``run(hosts, emit, progress, stop)`` probes every host ``hosts`` yields
+    and calls ``emit`` once per host with its result and its place in address
+    order; it returns when every host is settled, when ``stop`` is set, or on
+    KeyboardInterrupt (then ``interrupted`` is set and hosts still in flight
+    are emitted too, as learned so far). ``progress`` is called at most every
+    0.1 s and once at the end. ``close()`` releases the engine's sockets and
+    may be called more than once. Counters (sent, done, up) are read by the
+    caller after, or by another thread during, the run.
+    """
+
+    def __init__(self, options: SweepOptions) -> None:
+        self.options = options
+        self.sent = 0
+        self.done = 0
+        self.up = 0
+        self.interrupted = False
+        self._gap_ns = int(1e9 / options.rate) if options.rate else 0
+        self._next_send_ns = 0
+        self._next_progress_ns = 0
+
+    @abstractmethod
+    def run(self, hosts: Iterator[HostItem], emit: Emit, progress: Progress, stop: threading.Event) -> None:
+        """Probe every host; see the class docstring."""
+
+    def close(self) -> None:  # noqa: B027 - engines without sockets have nothing to release
+        """Release sockets and other resources."""
+
+    # --- pacing (--rate): a token bucket that never saves up
+    def _may_send(self, now: int) -> bool:
+        return not self._gap_ns or now >= self._next_send_ns
+
+    def _count_send(self, now: int) -> None:
+        """Count one probe and, with --rate, take its slot."""
+        self.sent += 1
+        if self._gap_ns:
+            self._take_slot(now)
+
+    def _take_slot(self, now: int) -> None:
+        self._next_send_ns = max(self._next_send_ns, now - self._gap_ns) + self._gap_ns
+
+    # --- hosts in and results out
+    def _next_host(self, hosts: Iterator[HostItem]) -> Host | None:
+        item = next(hosts, None)
+        return None if item is None else Host(*item, self.options.retries)
+
+    def _finish(self, host: Host, emit: Emit) -> None:
+        result = host.result()
+        self.done += 1
+        self.up += result.state is HostState.UP
+        emit(result, host.order)
+
+    def _finish_unsettled(self, hosts: set[Host], emit: Emit) -> None:
+        """Stopped early: hosts still being probed are reported as learned so
+        far (up if they answered; else down, not settled)."""
+        for host in hosts:
+            self._finish(host, emit)
+
+    def _report(self, progress: Progress, now: int, force: bool = False) -> None:
+        if force or now >= self._next_progress_ns:
+            self._next_progress_ns = now + PROGRESS_EVERY_NS
+            progress(self.done, self.up, self.sent)

@@ -1,0 +1,218 @@
+"""The ICMP echo engine: one thread, non-blocking raw or datagram sockets.
+
+It sends in bursts, reads replies between bursts into a large kernel buffer
+(replies carry kernel timestamps, so a late read never inflates an RTT) and
+matches them once sending pauses or before anything expires. One thread beats
+several here: the work is per-packet Python, and threads would only fight
+over the GIL.
+
+On-link targets (a NeighbourBudget given) cost the kernel a neighbour entry
+each until it resolves them: the engine keeps the unresolved ones under the
+table's capacity, spreads datagram probes over several sockets (a probe
+waiting for ARP is charged to its socket's send buffer) and treats ENOBUFS
+and EAGAIN as back-pressure.
+"""
+
+from __future__ import annotations
+
+import errno
+import heapq
+import itertools
+import os
+import selectors
+import time
+
+from netdiag import probes
+from netdiag.icmp import EchoRequestBuilder
+from netdiag.sweep.engine import Engine
+from netdiag.sweep.inflight import FINISH, RETRY, Host, InFlight, NeighbourBudget, next_step
+
+BURST = 256  # requests sent between two reads of the receive queue
+EXPIRY_GRAIN_S = 0.001  # timeouts are kept to within a millisecond
+ON_LINK_SOCKETS = 8  # datagram sockets for on-link sweeps: each holds a few hundred queued probes
+
+
+class IcmpEngine(Engine):
+    def __init__(self, options, kind: str, budget: NeighbourBudget | None = None) -> None:
+        super().__init__(options)
+        self.kind = kind
+        self.budget = budget
+        self.cookie = os.urandom(8)
+        self.pools: dict[int, list[probes.IcmpSocket]] = {}  # version → sockets, sent to in turn
+        self.builders: dict[tuple[int, int], EchoRequestBuilder] = {}  # (version, identifier) → builder
+        self.identifiers: set[int] = set()  # of our sockets: replies with others are someone else's
+        self.selector = selectors.DefaultSelector()
+        self.back_pressure = 0  # sends refused by a full buffer or table
+
+    def close(self) -> None:
+        self.selector.close()
+        for pool in self.pools.values():
+            for sock in pool:
+                sock.close()
+        self.pools.clear()
+
+    def _pool(self, version: int) -> list[probes.IcmpSocket]:
+        pool = self.pools.get(version)
+        if pool is None:
+            size = ON_LINK_SOCKETS if self.budget is not None and self.kind == "dgram" else 1
+            pool = self.pools[version] = []
+            for _ in range(size):
+                sock = probes.open_icmp(version, self.options.probe_config, self.kind)
+                pool.append(sock)
+                self.identifiers.add(sock.identifier)
+                self.builders[version, sock.identifier] = EchoRequestBuilder(
+                    version, sock.identifier, self.cookie, sock.kind == "raw"
+                )
+                self.selector.register(sock, selectors.EVENT_READ)
+            probes.wait_for_arrival_timestamps()
+        return pool
+
+    def run(self, hosts, emit, progress, stop) -> None:
+        options, budget = self.options, self.budget
+        count, gap = options.count, self._gap_ns
+        interval_ns = int(options.interval * 1e9)
+        inflight = self.inflight = InFlight(int(options.timeout * 1e9))
+        followups: list[tuple[int, int, Host]] = []  # heap: (due, tiebreak, host)
+        tiebreak = itertools.count()
+        backlog: dict[int, list] = {}  # id(socket) → messages read while sending
+        received: list = []
+        retry_host: Host | None = None  # refused by back-pressure: sent again first
+        blocked_until = 0  # back-pressure: no sends before this
+        exhausted = False
+        monotonic_ns, time_ns = time.monotonic_ns, time.time_ns
+        turn = 0  # next socket of a pool to send from
+
+        def settle(host: Host) -> None:
+            step = next_step(host, count)
+            if step is RETRY:
+                heapq.heappush(followups, (monotonic_ns(), next(tiebreak), host))
+            elif step is FINISH:
+                self._finish(host, emit)
+
+        try:
+            while not stop.is_set():
+                now = monotonic_ns()
+                # --- send a burst: the hot path, kept lean on purpose
+                for _ in range(BURST):
+                    if now < blocked_until:
+                        break
+                    if gap:
+                        if now < self._next_send_ns:
+                            break
+                        self._take_slot(now)
+                    if retry_host is not None:
+                        host, retry_host = retry_host, None
+                    elif followups and followups[0][0] <= now:
+                        host = heapq.heappop(followups)[2]
+                    elif exhausted:
+                        break
+                    elif budget is not None and not budget.free(now):
+                        break  # the neighbour table is as full as we may make it
+                    elif (host := self._next_host(hosts)) is None:
+                        exhausted = True
+                        break
+                    pool = self.pools.get(host.version) or self._pool(host.version)
+                    sock = pool[turn % len(pool)]
+                    sequence = inflight.next_sequence(host.address)
+                    packet = self.builders[host.version, sock.identifier].build(sequence)
+                    sent_at = time_ns()
+                    try:
+                        sock.sendto(packet, (host.address, 0))
+                        unreachable = None
+                    except OSError as exc:
+                        try:
+                            unreachable = sock.send_failed(exc, host.address)
+                        except BlockingIOError as pressure:
+                            retry_host = host
+                            blocked_until = self._back_off(pressure, pool, turn, now)
+                            turn += 1
+                            break
+                    turn += 1
+                    self.sent += 1
+                    rtts = host.rtts
+                    rtts.append(None)
+                    if budget is not None and not host.replies:
+                        budget.hold(host, now)
+                    if len(rtts) < count:
+                        heapq.heappush(followups, (now + interval_ns, next(tiebreak), host))
+                    if unreachable:
+                        host.reason = unreachable
+                        settle(host)
+                    else:
+                        inflight.add((host.address, sequence), host, len(rtts) - 1, sent_at, now)
+
+                # --- read replies: while there is more to send at once, only
+                # read them; match them when sending pauses (the timeout wait is
+                # idle) or before anything expires, so that a reply already read
+                # is never lost to its own deadline.
+                sending = (not exhausted or retry_host is not None) and not gap and now >= blocked_until
+                now = monotonic_ns()  # one reading decides both what is parsed and what expires
+                deadline = inflight.next_deadline()
+                expiring = deadline is not None and deadline <= now
+                for pool in self.pools.values():
+                    for sock in pool:
+                        messages = backlog.setdefault(id(sock), [])
+                        sock.read(messages)
+                        if not sending or expiring:
+                            sock.parse(messages, received)
+                            messages.clear()
+                identifiers = self.identifiers
+                for answer in received:
+                    if answer.identifier not in identifiers:
+                        continue  # someone else's ping
+                    key = (answer.address, answer.sequence)
+                    if type(answer) is probes.Reply:
+                        if answer.cookie != self.cookie:
+                            continue
+                        host = inflight.answer(key, answer.received_ns)
+                    else:
+                        host = inflight.take(key)
+                        if host is not None:
+                            host.reason = answer.reason
+                    if host is not None:
+                        settle(host)
+                received.clear()
+
+                for _, host in inflight.expire(now):
+                    settle(host)
+                self._report(progress, now)
+
+                if exhausted and not len(inflight) and not followups and retry_host is None:
+                    break
+                if sending and retry_host is None and (budget is None or budget.free(now)):
+                    continue  # more to send at once: due follow-ups go in the next burst
+                self._wait(now, followups, exhausted, retry_host is not None, blocked_until)
+        except KeyboardInterrupt:
+            self.interrupted = True
+        if stop.is_set() or self.interrupted:
+            waiting = {entry[2] for entry in followups} | ({retry_host} if retry_host else set())
+            self._finish_unsettled(inflight.hosts() | waiting, emit)
+        self._report(progress, 0, force=True)
+
+    def _back_off(self, pressure: BlockingIOError, pool: list, turn: int, now: int) -> int:
+        """A send was refused for lack of room: when to send again."""
+        self.back_pressure += 1
+        if pressure.errno == errno.ENOBUFS and self.budget is not None:
+            self.budget.full(now)  # the neighbour table: wait for entries to fail
+            release = self.budget.next_release()
+            return release if release is not None else now + 10_000_000
+        if len(pool) > 1 and turn % len(pool) != len(pool) - 1:
+            return now  # another socket of the pool may have room
+        return now + int(EXPIRY_GRAIN_S * 1e9)
+
+    def _wait(self, now: int, followups: list, exhausted: bool, refused: bool, blocked_until: int) -> None:
+        """Wait for a reply, the next expiry, follow-up, allowed send or free neighbour entry."""
+        wake = [t for t in (followups and followups[0][0], self.inflight.next_deadline()) if t]
+        if not exhausted and self._gap_ns:
+            wake.append(self._next_send_ns)
+        if refused:
+            wake.append(max(blocked_until, now + 1))
+        if not exhausted and self.budget is not None and not self.budget.free(now):
+            release = self.budget.next_release()
+            if release is not None:
+                wake.append(release)
+        delay = (min(wake) - now) / 1e9 if wake else 0.05
+        if delay > 0:
+            # At least 1 ms: deadlines come microseconds apart, and waking
+            # for each would spin; they expire in batches.
+            self.selector.select(min(max(delay, EXPIRY_GRAIN_S), 0.1))

@@ -1,0 +1,203 @@
+"""Probes awaiting their answer, apart from any event loop (fping's seqmap.c).
+
+One table serves every engine: a key per probe (an ICMP ``(address,
+sequence)``, an ARP ``(address, slot)``, a TCP socket), the time it left, a
+deadline queue in send order (timeouts are uniform, so send order is deadline
+order), the late-reply rule, and the one retry decision. Time is passed in,
+never read here, so the table is tested with a fake clock.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Hashable, Iterator
+from typing import Any
+
+from netdiag.models import HostResult, HostState
+
+
+class Host:
+    """One address while it is being swept: its probes and what came back."""
+
+    __slots__ = (
+        "address",
+        "mac",
+        "name",
+        "number",
+        "outstanding",
+        "reason",
+        "replies",
+        "retries_left",
+        "rtts",
+        "version",
+    )
+
+    def __init__(self, address: str, version: int, name: str | None, number: int, retries: int) -> None:
+        self.address, self.version, self.name, self.number = address, version, name, number
+        self.rtts: list[float | None] = []  # one per probe sent; None until answered
+        self.outstanding = 0  # probes in flight
+        self.replies = 0
+        self.retries_left = retries
+        self.reason: str | None = None  # set by an error answer: unreachable
+        self.mac: str | None = None
+
+    @property
+    def order(self) -> tuple[int, int]:
+        return self.version, self.number
+
+    def result(self) -> HostResult:
+        if self.replies:
+            state, reason = HostState.UP, None
+        elif self.reason:
+            state, reason = HostState.UNREACHABLE, self.reason
+        else:
+            state, reason = HostState.DOWN, None
+        return HostResult(self.address, state, tuple(self.rtts), self.name, reason, self.mac)
+
+
+# What settle() tells an engine to do with a host none of whose probes is in flight.
+WAIT, RETRY, FINISH = "wait", "retry", "finish"
+
+
+def next_step(host: Host, count: int) -> str:
+    """The one retry decision: a host is finished once it has answered, been
+    declared unreachable, or used up its retries; a silent host with retries
+    left is probed again. WAIT while probes are out or echo requests remain."""
+    if host.outstanding or len(host.rtts) < count:
+        return WAIT
+    if not host.replies and host.reason is None and host.retries_left:
+        host.retries_left -= 1
+        return RETRY
+    return FINISH
+
+
+class InFlight:
+    """Probes in flight: key → (host, slot in host.rtts, sent_ns)."""
+
+    __slots__ = ("_deadlines", "_probes", "_sequence", "timeout_ns")
+
+    def __init__(self, timeout_ns: int) -> None:
+        self.timeout_ns = timeout_ns
+        self._probes: dict[Hashable, tuple[Host, int, int]] = {}
+        self._deadlines: deque[tuple[int, Hashable]] = deque()
+        self._sequence = 0
+
+    def __len__(self) -> int:
+        return len(self._probes)
+
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self._probes
+
+    def next_sequence(self, address: str) -> int:
+        """A 16-bit sequence number for a probe to ``address``, wrapping
+        around, never one whose earlier probe to it is still out."""
+        sequence = (self._sequence + 1) & 0xFFFF
+        while (address, sequence) in self._probes:
+            sequence = (sequence + 1) & 0xFFFF
+        self._sequence = sequence
+        return sequence
+
+    def add(self, key: Hashable, host: Host, slot: int, sent_ns: int, now_ns: int) -> None:
+        """A probe left at ``sent_ns`` (the stamp replies are measured from);
+        it expires ``timeout_ns`` after ``now_ns`` (the loop's clock)."""
+        self._probes[key] = (host, slot, sent_ns)
+        self._deadlines.append((now_ns + self.timeout_ns, key))
+        host.outstanding += 1
+
+    def answer(self, key: Hashable, arrived_ns: int) -> Host | None:
+        """A reply arrived at ``arrived_ns``: its host, with the RTT recorded,
+        or None when the key is not ours or the reply came after the
+        deadline (the late-reply rule: such a probe stays to expire)."""
+        probe = self._probes.get(key)
+        if probe is None:
+            return None
+        host, slot, sent_ns = probe
+        rtt_ns = arrived_ns - sent_ns
+        if rtt_ns > self.timeout_ns:
+            return None
+        del self._probes[key]
+        host.outstanding -= 1
+        if host.rtts[slot] is None:
+            host.replies += 1
+        host.rtts[slot] = max(rtt_ns, 0) / 1e6
+        return host
+
+    def take(self, key: Hashable) -> Host | None:
+        """End a probe without a reply (an error answer); its host or None."""
+        probe = self._probes.pop(key, None)
+        if probe is None:
+            return None
+        probe[0].outstanding -= 1
+        return probe[0]
+
+    def sent_ns(self, key: Hashable) -> int | None:
+        probe = self._probes.get(key)
+        return None if probe is None else probe[2]
+
+    def expire(self, now_ns: int) -> Iterator[tuple[Hashable, Host]]:
+        """Yield ``(key, host)`` for each probe whose deadline has passed."""
+        deadlines, probes = self._deadlines, self._probes
+        while deadlines and deadlines[0][0] <= now_ns:
+            key = deadlines.popleft()[1]
+            probe = probes.pop(key, None)
+            if probe is not None:
+                probe[0].outstanding -= 1
+                yield key, probe[0]
+
+    def next_deadline(self) -> int | None:
+        """The earliest deadline still queued (perhaps of an answered probe)."""
+        return self._deadlines[0][0] if self._deadlines else None
+
+    def keys(self) -> list[Any]:
+        return list(self._probes)
+
+    def hosts(self) -> set[Host]:
+        """Hosts with a probe in flight (an interrupted sweep reports them)."""
+        return {probe[0] for probe in self._probes.values()}
+
+
+class NeighbourBudget:
+    """Neighbour entries a kernel-resolved sweep of an on-link segment holds.
+
+    A probe to an unresolved on-link address makes the kernel create a
+    neighbour entry that stays incomplete for its resolution time (3
+    solicitations, 1 s apart); the table holds about gc_thresh3 entries for
+    the whole machine (every namespace), and past that sends fail with
+    ENOBUFS. The engine sends to a new address only while ``free()``. The
+    capacity is found as TCP finds a window: ``full()`` (ENOBUFS: someone
+    else holds the rest) cuts it to 90% of what this sweep holds, at most
+    once per resolution time, and each entry released without trouble
+    grows it by one again, up to the table's size."""
+
+    MINIMUM = 16
+
+    def __init__(self, capacity: int, hold_ns: int) -> None:
+        self.ceiling = max(capacity, self.MINIMUM)
+        self.capacity = self.ceiling
+        self.hold_ns = hold_ns
+        self._holds: deque[tuple[int, Host]] = deque()
+        self._resolved = 0  # entries of answered addresses, past their hold
+        self._cut_until = 0  # one cut per congestion episode
+
+    def held(self) -> int:
+        return len(self._holds) + self._resolved
+
+    def free(self, now_ns: int) -> bool:
+        holds = self._holds
+        while holds and holds[0][0] <= now_ns:
+            self._resolved += holds.popleft()[1].replies > 0
+            if self.capacity < self.ceiling:
+                self.capacity += 1
+        return len(holds) + self._resolved < self.capacity
+
+    def hold(self, host: Host, now_ns: int) -> None:
+        self._holds.append((now_ns + self.hold_ns, host))
+
+    def full(self, now_ns: int) -> None:
+        if now_ns < self._cut_until:
+            return
+        self._cut_until = now_ns + self.hold_ns
+        self.capacity = max(self.MINIMUM, min(self.capacity, int(self.held() * 0.9)))
+
+    def next_release(self) -> int | None:
+        return self._holds[0][0] if self._holds else None

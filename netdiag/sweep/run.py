@@ -1,0 +1,308 @@
+"""A sweep from targets to results: names resolved, targets split by the
+segment they are on, one engine per method and segment, names and MACs after.
+
+Which method serves which targets: on a directly connected Ethernet segment,
+IPv4 targets are swept with ARP when this process may open packet sockets
+(``auto`` or ``arp``); everything else with the kernel method (icmp, ping or
+tcp), which on-link paces itself to the kernel's neighbour table.
+"""
+
+from __future__ import annotations
+
+import gc
+import ipaddress
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
+
+from netdiag import links, probes, resolver
+from netdiag.errors import BadInput, NetdiagError
+from netdiag.models import HostResult, HostState, MethodUse, SweepReport, SweepSummary
+from netdiag.sweep.arp import ArpEngine
+from netdiag.sweep.engine import Emit, Engine, Progress
+from netdiag.sweep.icmp import IcmpEngine
+from netdiag.sweep.inflight import NeighbourBudget
+from netdiag.sweep.options import (
+    KERNEL_METHODS,
+    Plan,
+    SweepOptions,
+    arp_plan,
+    on_link_note,
+    plan_kernel_method,
+)
+from netdiag.sweep.ping import PingEngine
+from netdiag.sweep.tcp import TcpEngine
+from netdiag.targets import HostName, Target, Unresolved, iter_runs, run_texts
+from netdiag.workers import TIMED_OUT, iter_with_deadline
+
+OnResult = Callable[[HostResult], None]
+Run = tuple[int, int, int, str | None]  # (version, first, last, hostname)
+UNRESOLVED_ORDER = 7  # unresolved names sort after every address, in input order
+HOLD_MARGIN_S = 0.2  # past the kernel's resolution time before an entry counts as freed
+
+
+@dataclass
+class Group:
+    """Targets one engine sweeps: their runs and the plan that serves them."""
+
+    plan: Plan
+    runs: list[Run] = field(default_factory=list)
+
+    def hosts(self) -> Iterator[tuple[str, int, str | None, int]]:
+        for run in self.runs:
+            yield from run_texts(*run)
+
+    @property
+    def size(self) -> int:
+        return sum(last - first + 1 for _, first, last, _ in self.runs)
+
+
+def resolve_names(targets: Iterable[Target], timeout: float) -> dict[str, list | NetdiagError]:
+    """Resolve every hostname target up front, concurrently, with a deadline."""
+
+    def lookup(name: str) -> list | NetdiagError:
+        try:
+            return resolver.resolve_addresses(name)
+        except NetdiagError as exc:  # the row already names the host
+            return NetdiagError(str(exc).removeprefix(f"{name}: "))
+
+    names = [t.name for t in targets if isinstance(t, HostName)]
+    answers: dict[str, list | NetdiagError] = {}
+    for name, answer in iter_with_deadline(lookup, list(dict.fromkeys(names)), timeout):
+        answers[name] = NetdiagError(f"no answer within {timeout:g}s") if answer is TIMED_OUT else answer
+    return answers
+
+
+def plan_groups(runs: list[Run], options: SweepOptions) -> list[Group]:
+    """Split the runs by segment and method (see the module docstring)."""
+    requested = options.method
+    topology = links.Topology.read()
+    forced = _forced_link(topology, options) if options.interface else None
+    arp_allowed = requested in ("auto", "arp") and probes.packet_permitted()
+    if requested == "arp" and not arp_allowed:
+        probes.open_arp(options.interface or "lo").close()  # raises with the way to grant it
+    arp_groups: dict[str, Group] = {}
+    kernel_runs: dict[str | None, list[Run]] = {}  # interface name (on-link) or None (routed)
+    links_by_name: dict[str, links.Link] = {}
+    for version, first, last, name in runs:
+        pieces = [(first, last, None)] if forced is not None else topology.tables[version].split(first, last)
+        for start, end, route in pieces:
+            link = forced if forced is not None else topology.ethernet_link(route, version)
+            if forced is not None and version != forced.source.version:
+                link = None
+            if link is not None and version == 4 and arp_allowed:
+                group = arp_groups.setdefault(link.label, Group(arp_plan(link, requested)))
+                group.runs.append((version, start, end, name))
+                continue
+            if requested == "arp":
+                shown = ipaddress.ip_address(start) if version == 4 else ipaddress.IPv6Address(start)
+                raise BadInput(
+                    f"--method arp: {shown} is not on a directly connected Ethernet segment"
+                    + ("" if version == 4 else " (ARP is IPv4 only)")
+                )
+            if link is not None:
+                links_by_name[link.label] = link
+            kernel_runs.setdefault(link.label if link else None, []).append((version, start, end, name))
+    groups = list(arp_groups.values())
+    if kernel_runs:
+        versions = {run[0] for found in kernel_runs.values() for run in found}
+        kernel = plan_kernel_method(requested if requested in KERNEL_METHODS else "auto", versions, options.ports)
+        for label, found in kernel_runs.items():
+            plan = kernel if label is None else kernel.on_link(links_by_name[label])
+            groups.append(Group(plan, found))
+    return groups
+
+
+def _forced_link(topology: links.Topology, options: SweepOptions) -> links.Link:
+    """-I: every target is taken to be on that interface's segment."""
+    interface = next((i for i in topology.interfaces.values() if i.name == options.interface), None)
+    if interface is None:
+        raise BadInput(f"--interface {options.interface!r}: no such interface here")
+    version = ipaddress.ip_address(options.source).version if options.source else 4
+    source = ipaddress.ip_address(options.source) if options.source else topology.source_on(interface, version)
+    if source is None:
+        raise BadInput(f"--interface {interface.name}: it has no IPv{version} address; give one with --source")
+    return links.Link(interface, source, None)
+
+
+def build_engine(group: Group, options: SweepOptions) -> Engine:
+    plan = group.plan
+    if plan.method == "arp":
+        link = plan.link
+        if options.source and link is not None and link.network is not None:
+            link = replace(link, source=ipaddress.ip_address(options.source))
+        return ArpEngine(options, link)  # type: ignore[arg-type]
+    budget = _neighbour_budget(plan.link) if plan.link is not None else None
+    if plan.method == "icmp":
+        kind = "raw" if "raw" in plan.label else "dgram"
+        return IcmpEngine(options, kind, budget)
+    if plan.method == "tcp":
+        return TcpEngine(options, budget)
+    return PingEngine(options)
+
+
+def _neighbour_budget(link: links.Link) -> NeighbourBudget:
+    try:
+        in_use = len(links.neighbours())
+    except OSError:
+        in_use = 0
+    hold = links.resolution_time(link.label, link.source.version) + HOLD_MARGIN_S
+    return NeighbourBudget(links.neighbour_capacity() - in_use, int(hold * 1e9))
+
+
+def run_sweep(
+    targets: list[Target],
+    options: SweepOptions,
+    progress: Progress | None = None,
+    stop: threading.Event | None = None,
+    on_result: OnResult | None = None,
+    keep_results: bool = True,
+) -> SweepReport:
+    """Sweep the targets; on KeyboardInterrupt, return what was learned so far.
+
+    ``on_result`` sees each host as soon as it is settled (before names).
+    Without ``keep_results`` (streaming a huge sweep) the report holds only
+    the summary: memory stays flat however many hosts are swept."""
+    options.validate()
+    start = time.monotonic()
+    stop = stop or threading.Event()
+    resolved = resolve_names(targets, options.name_timeout) if any(isinstance(t, HostName) for t in targets) else {}
+    results: list[tuple[tuple[int, int], HostResult]] = []
+    lock = threading.Lock()
+
+    def emit(result: HostResult, order: tuple[int, int]) -> None:
+        with lock:
+            if keep_results:
+                results.append((order, result))
+            if on_result is not None:
+                on_result(result)
+
+    def resolve(name: str) -> list:
+        answer = resolved[name]
+        if isinstance(answer, NetdiagError):
+            raise answer
+        return answer
+
+    runs: list[Run] = []
+    unresolved = 0
+    for run in iter_runs(targets, resolve):
+        if isinstance(run, Unresolved):
+            unresolved += 1
+            emit(HostResult(run.name, HostState.UNRESOLVED, reason=run.reason), (UNRESOLVED_ORDER, unresolved))
+        else:
+            runs.append(run)
+    groups = plan_groups(runs, options) if runs else []
+    engines = [build_engine(group, options) for group in groups]
+
+    def report_progress(*_: int) -> None:
+        if progress is not None:
+            progress(
+                unresolved + sum(e.done for e in engines), sum(e.up for e in engines), sum(e.sent for e in engines)
+            )
+
+    interrupted = False
+    gc.disable()  # a sweep allocates many long-lived objects: collections only cost time
+    try:
+        _run_engines(engines, groups, emit, report_progress, stop)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        gc.enable()
+        for engine in engines:
+            engine.close()
+    interrupted = interrupted or any(e.interrupted for e in engines)
+    if keep_results:
+        results.sort(key=_by_order)
+        final = _annotate([r for _, r in results], options, groups, interrupted)
+    else:
+        final = []
+    summary = SweepSummary(
+        total=unresolved + sum(e.done for e in engines),
+        up=sum(e.up for e in engines),
+        methods=tuple(MethodUse(g.plan.label, g.plan.reason, e.done) for g, e in zip(groups, engines, strict=True)),
+        elapsed_s=time.monotonic() - start,
+        probes_sent=sum(e.sent for e in engines),
+        interrupted=interrupted,
+        notes=tuple(note for g in groups if (note := on_link_note(g.plan, options.method))),
+    )
+    return SweepReport(tuple(final), summary)
+
+
+def _run_engines(engines: list[Engine], groups: list[Group], emit: Emit, progress, stop: threading.Event) -> None:
+    """One engine runs in this thread; several run side by side, each in its own."""
+    if len(engines) == 1:
+        engines[0].run(groups[0].hosts(), emit, progress, stop)
+        return
+    failures: list[BaseException] = []
+
+    def run(engine: Engine, group: Group) -> None:
+        try:
+            engine.run(group.hosts(), emit, progress, stop)
+        except BaseException as exc:  # noqa: BLE001 - raised again in the calling thread
+            failures.append(exc)
+            stop.set()
+
+    threads = [threading.Thread(target=run, args=pair, daemon=True) for pair in zip(engines, groups, strict=True)]
+    for thread in threads:
+        thread.start()
+    try:
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(0.1)
+    except KeyboardInterrupt:
+        stop.set()
+        for thread in threads:
+            thread.join(2)
+        raise
+    if failures:
+        raise failures[0]
+
+
+def _annotate(results: list[HostResult], options: SweepOptions, groups: list[Group], interrupted: bool):
+    """Names of live hosts, MACs of on-link ones the kernel resolved, vendors."""
+    alive = [r.address for r in results if r.alive]
+    names = reverse_names(alive, options.name_timeout) if options.names and not interrupted and alive else {}
+    macs: dict[str, str] = {}
+    if any(g.plan.link is not None and g.plan.method != "arp" for g in groups):
+        try:
+            macs = links.neighbours()
+        except OSError:
+            macs = {}
+    shown_macs = {r.mac or macs.get(r.address) for r in results if r.alive} - {None}
+    vendors: dict[str, str] = {}
+    if options.vendors and shown_macs:
+        from netdiag import vendors as registry  # reads the IEEE files: only when a MAC is shown
+
+        vendors = registry.lookup(shown_macs)  # type: ignore[arg-type]
+    if not (names or macs or vendors):
+        return results
+    annotated = []
+    for result in results:
+        mac = result.mac or (macs.get(result.address) if result.alive else None)
+        name = result.name or names.get(result.address)
+        if (mac, name) != (result.mac, result.name) or mac in vendors:
+            vendor = vendors.get(mac) if mac else None
+            annotated.append(replace(result, mac=mac, name=name, vendor=vendor))
+        else:
+            annotated.append(result)
+    return annotated
+
+
+def _by_order(item: tuple[tuple[int, int], HostResult]) -> tuple[int, int]:
+    return item[0]  # (4, n) before (6, n); unresolved names are (7, input position)
+
+
+def reverse_names(addresses: list[str], timeout: float) -> dict[str, str]:
+    """PTR names of live hosts, 64 lookups at a time, all under one deadline
+    of ``timeout``: a slow resolver costs at most that, never the sweep."""
+    found: dict[str, str] = {}
+    deadline = time.monotonic() + timeout
+    lookups = iter_with_deadline(resolver.ptr_name, addresses, timeout, workers=64)
+    for address, name in lookups:
+        if isinstance(name, str):
+            found[address] = name
+        if time.monotonic() >= deadline:
+            lookups.close()
+            break
+    return found

@@ -1,0 +1,134 @@
+"""The TCP engine: non-blocking connects multiplexed by a selector; a
+SYN-ACK or an RST on any port means the host is up."""
+
+from __future__ import annotations
+
+import errno
+import selectors
+import socket
+import time
+
+from netdiag import outcomes, probes
+from netdiag.limits import raise_descriptor_limit
+from netdiag.sweep.engine import Engine
+from netdiag.sweep.inflight import FINISH, RETRY, Host, InFlight, NeighbourBudget, next_step
+
+
+class TcpEngine(Engine):
+    def __init__(self, options, budget: NeighbourBudget | None = None) -> None:
+        super().__init__(options)
+        self.selector = selectors.DefaultSelector()
+        self.limit = options.workers or connection_budget()
+        self.budget = budget
+
+    def close(self) -> None:
+        for key in list(self.selector.get_map().values()):
+            key.fileobj.close()
+        self.selector.close()
+
+    def run(self, hosts, emit, progress, stop) -> None:
+        options, budget = self.options, self.budget
+        inflight = InFlight(int(options.timeout * 1e9))
+        sockets: dict[Host, list[socket.socket]] = {}  # per host: one per port at most
+        retry: list[Host] = []
+        exhausted = False
+        config = options.probe_config
+
+        def attempt(host: Host, now: int) -> None:
+            host.rtts.append(None)
+            mine = sockets[host] = []
+            if budget is not None and not host.replies:
+                budget.hold(host, now)
+            for port in options.ports:
+                began = time.monotonic_ns()  # each connect timed from its own start
+                try:
+                    sock, code = probes.start_connect(host.address, host.version, port, config)
+                except OSError as exc:
+                    host.reason = outcomes.reason(exc.errno or 0)
+                    continue
+                self._count_send(now)
+                if code in (0, errno.EINPROGRESS):
+                    self.selector.register(sock, selectors.EVENT_WRITE)
+                    inflight.add(sock, host, len(host.rtts) - 1, began, now)
+                    mine.append(sock)
+                else:
+                    sock.close()
+                    self._outcome(host, code, began, time.monotonic_ns())
+            if not mine:
+                conclude(host)
+
+        def conclude(host: Host) -> None:
+            del sockets[host]
+            step = next_step(host, 1)
+            if step is RETRY:
+                retry.append(host)
+            elif step is FINISH:
+                self._finish(host, emit)
+
+        def release(sock: socket.socket) -> None:
+            self.selector.unregister(sock)
+            sock.close()
+
+        def settle(sock: socket.socket, host: Host, now: int, code: int | None, began: int | None) -> None:
+            release(sock)
+            mine = sockets[host]
+            mine.remove(sock)
+            if code is not None and began is not None:
+                self._outcome(host, code, began, now)
+            if not mine or host.replies:
+                for other in mine:  # the host answered on another port: stop waiting there
+                    inflight.take(other)
+                    release(other)
+                conclude(host)
+
+        try:
+            while not stop.is_set():
+                now = time.monotonic_ns()
+                while len(inflight) + len(options.ports) <= self.limit and self._may_send(now):
+                    if retry:
+                        attempt(retry.pop(), now)
+                        continue
+                    if exhausted or (budget is not None and not budget.free(now)):
+                        break
+                    host = self._next_host(hosts)
+                    if host is None:
+                        exhausted = True
+                        break
+                    attempt(host, now)
+                if exhausted and not len(inflight) and not retry:
+                    break
+                wake = [t for t in (inflight.next_deadline(),) if t]
+                if not exhausted and self._gap_ns:
+                    wake.append(self._next_send_ns)
+                if not exhausted and budget is not None and (release_at := budget.next_release()):
+                    wake.append(release_at)
+                delay = max((min(wake) - now) / 1e9, 0) if wake else 0.05
+                for key, _ in self.selector.select(min(delay, 0.1)):
+                    sock = key.fileobj
+                    began = inflight.sent_ns(sock)
+                    host = inflight.take(sock)
+                    if host is not None:  # not closed by a sibling settled in this batch
+                        settle(sock, host, time.monotonic_ns(), probes.connect_error(sock), began)
+                now = time.monotonic_ns()
+                for sock, host in inflight.expire(now):
+                    settle(sock, host, now, None, None)
+                self._report(progress, now)
+        except KeyboardInterrupt:
+            self.interrupted = True
+        if stop.is_set() or self.interrupted:
+            self._finish_unsettled(set(sockets) | set(retry), emit)
+        self._report(progress, 0, force=True)
+
+    def _outcome(self, host: Host, code: int, began: int, now: int) -> None:
+        state, reason = probes.classify_connect(code)
+        if state == "up":
+            if host.rtts[-1] is None:
+                host.rtts[-1] = (now - began) / 1e6
+                host.replies += 1
+        elif state == "unreachable":
+            host.reason = reason
+
+
+def connection_budget() -> int:
+    """How many connections may be in flight: most of the descriptor limit."""
+    return max(16, min(raise_descriptor_limit(65536) - 64, 16384))
