@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import socket
 
 import pytest
@@ -76,8 +77,8 @@ TABLE = RouteTable(
 
 
 def test_a_run_splits_where_the_longest_match_changes():
-    pieces = [(first, last, r.network.with_prefixlen) for first, last, r in TABLE.split(n("198.17.255.0"),
-                                                                                          n("198.18.16.10"))]  # fmt: skip
+    split = TABLE.split(n("198.17.255.0"), n("198.18.16.10"))
+    pieces = [(first, last, r.network.with_prefixlen) for first, last, r in split]
     assert pieces == [
         (n("198.17.255.0"), n("198.17.255.255"), "0.0.0.0/0"),
         (n("198.18.0.0"), n("198.18.3.255"), "198.18.0.0/20"),
@@ -94,7 +95,7 @@ def test_split_pieces_cover_the_run_and_agree_with_lookup(first, length):
     last = min(first + length, 2**32 - 1)
     pieces = list(TABLE.split(first, last))
     assert pieces[0][0] == first and pieces[-1][1] == last
-    for (_, end, _), (start, _, _) in zip(pieces, pieces[1:], strict=False):
+    for (_, end, _), (start, _, _) in itertools.pairwise(pieces):
         assert start == end + 1
     for start, end, found in pieces:
         assert TABLE.lookup(start) == found == TABLE.lookup(end)
