@@ -61,6 +61,7 @@ def host_result_json(result: HostResult) -> dict[str, Any]:
         "reason": result.reason,
         "mac": result.mac,
         "vendor": result.vendor,
+        "other_addresses": list(result.other_addresses),
     }
 
 

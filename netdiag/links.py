@@ -173,19 +173,23 @@ def routes(version: int) -> list[Route]:
     return found
 
 
-def neighbours(version: int | None = None) -> dict[str, str]:
-    """The kernel's neighbour table: address → MAC, for resolved entries."""
-    found = {}
+def neighbour_entries(version: int | None = None) -> list[tuple[int, IPAddress, str]]:
+    """Resolved entries of the kernel's neighbour table: (interface index, address, MAC)."""
+    found = []
     for family in [socket.AF_INET, socket.AF_INET6] if version is None else [_family(version)]:
         for message in _dump(RTM_GETNEIGH, family, bytes([family]) + bytes(_NDMSG.size - 1)):
-            _, _, state, _, _ = _NDMSG.unpack_from(message)
+            _, index, state, _, _ = _NDMSG.unpack_from(message)
             if state & (NUD_INCOMPLETE | NUD_FAILED | NUD_NOARP):
                 continue
             attributes = _attributes(message, _NDMSG.size)
             if NDA_DST in attributes and len(attributes.get(NDA_LLADDR, b"")) == 6:
-                address = str(_address(attributes[NDA_DST]))
-                found[address] = format_mac(attributes[NDA_LLADDR])
+                found.append((index, _address(attributes[NDA_DST]), format_mac(attributes[NDA_LLADDR])))
     return found
+
+
+def neighbours(version: int | None = None) -> dict[str, str]:
+    """The kernel's neighbour table: address → MAC, for resolved entries."""
+    return {str(address): mac for _, address, mac in neighbour_entries(version)}
 
 
 def _family(version: int) -> int:

@@ -84,6 +84,7 @@ class HostResult:
     reason: str | None = None  # unreachable reason or unresolved cause
     mac: str | None = None  # on-link hosts: from the ARP reply or the neighbour table
     vendor: str | None = None  # the MAC's IEEE registrant
+    other_addresses: tuple[str, ...] = ()  # link discovery: the host's global addresses with the same MAC
 
     @property
     def alive(self) -> bool:

@@ -51,7 +51,16 @@ class HostName:
     name: str
 
 
-Target = AddressBlock | HostName
+@dataclass(frozen=True)
+class LinkDiscovery:
+    """``ff02::1%IFACE``: every host on a link, found by one multicast echo."""
+
+    group: str
+    interface: str
+    source: str
+
+
+Target = AddressBlock | HostName | LinkDiscovery
 
 
 def parse_target(text: str, *, force: bool = False) -> Target:
@@ -67,6 +76,8 @@ def parse_target(text: str, *, force: bool = False) -> Target:
         address = _parse_address(spec)
         if address is None:
             return _parse_hostname(spec)
+        if address.is_multicast:
+            return _parse_discovery(address, spec)
         block = AddressBlock(address, address, spec)
     if not force and len(block) > MAX_ADDRESSES:
         raise TargetError(
@@ -80,6 +91,15 @@ def _parse_address(text: str) -> IPAddress | None:
         return ipaddress.ip_address(text)
     except ValueError:
         return None
+
+
+def _parse_discovery(address: IPAddress, spec: str) -> LinkDiscovery:
+    scope = getattr(address, "scope_id", None)
+    if address.version != 6 or not scope or int(address) >> 112 != 0xFF02:
+        raise TargetError(
+            f"{spec}: multicast is swept only as a link-local IPv6 group with its interface, e.g. ff02::1%eth0"
+        )
+    return LinkDiscovery(str(ipaddress.IPv6Address(int(address))), scope, spec)
 
 
 def _parse_network(spec: str) -> AddressBlock:
@@ -207,6 +227,8 @@ def iter_runs(
     address once across all runs, in input order."""
     seen = _Seen()
     for target in targets:
+        if isinstance(target, LinkDiscovery):
+            continue  # not a run of addresses: the sweep discovers its hosts
         if isinstance(target, HostName):
             if resolve is None:
                 raise TargetError(f"{target.name}: hostnames are not accepted here")
@@ -276,4 +298,4 @@ def run_texts(version: int, first: int, last: int, name: str | None) -> Iterator
 
 def count_addresses(targets: Iterable[Target]) -> int:
     """Addresses the blocks cover (hostnames count one each), before dedup."""
-    return sum(len(t) if isinstance(t, AddressBlock) else 1 for t in targets)
+    return sum(len(t) if isinstance(t, AddressBlock) else 0 if isinstance(t, LinkDiscovery) else 1 for t in targets)

@@ -132,15 +132,14 @@ def test_answered_neighbours_stay_in_the_table():
     assert budget.held() == 16
 
 
-def test_enobufs_cuts_the_capacity_once_per_episode_and_it_grows_back():
+def test_enobufs_limits_the_sweep_to_what_it_holds_for_one_resolution_time():
     budget = NeighbourBudget(capacity=100, hold_ns=10 * MS)
     for i in range(50):
         budget.hold(host(f"192.0.2.{i}"), 0)
-    budget.full(0)
-    assert budget.capacity == 45  # 90% of what this sweep holds
-    budget.full(1 * MS)  # the same episode: no second cut
-    assert budget.capacity == 45
-    budget.free(10 * MS)  # 50 entries released without trouble
-    assert budget.capacity == 95
+    budget.full(1 * MS)
+    assert budget.capacity == 50 and not budget.free(2 * MS)
+    assert budget.next_release() == 10 * MS  # the first of ours is freed
+    assert budget.free(10 * MS) and budget.capacity == 50  # ours went; the others' entries may not have yet
+    assert budget.free(11 * MS) and budget.capacity == 100  # one resolution time on: the whole table again
     budget.full(20 * MS)
-    assert budget.capacity == 16  # never below the minimum (nothing held now)
+    assert budget.capacity == NeighbourBudget.MINIMUM  # nothing held: never below the minimum

@@ -199,7 +199,7 @@ def test_json_schema():
     assert set(doc) == {"results", "summary"}
     for row in doc["results"]:
         assert set(row) == {"address", "alive", "state", "rtt_ms", "rtt_min_ms", "rtt_max_ms", "rtts_ms", "loss",
-                            "name", "reason", "mac", "vendor"}  # fmt: skip
+                            "name", "reason", "mac", "vendor", "other_addresses"}  # fmt: skip
         assert row["mac"] is None and row["vendor"] is None  # loopback: no link layer
         assert isinstance(row["alive"], bool) and row["state"] in {"up", "down", "unreachable", "unresolved"}
     assert set(doc["summary"]) == {"total", "up", "down", "method", "method_reason", "methods", "notes",

@@ -231,7 +231,7 @@ def test_error_paths(args, status, message):
     ("args", "message"),
     [
         (["--connect-timeout", "0.5", "127.2.0.1", "80"], "connection to 127.2.0.1 port 80 timed out after 0.5s"),
-        (["127.4.0.1", "80"], "127.4.0.1 port 80: no route to host"),
+        (["127.4.0.1", "80"], "127.4.0.1 port 80: host unreachable"),
         (["nope.lab.test", "80"], "nope.lab.test: cannot resolve"),
     ],
 )

@@ -29,6 +29,7 @@ from netdiag.sweep.inflight import FINISH, RETRY, Host, InFlight, NeighbourBudge
 
 BURST = 256  # requests sent between two reads of the receive queue
 EXPIRY_GRAIN_S = 0.001  # timeouts are kept to within a millisecond
+ENOBUFS_PAUSE_NS = 50_000_000  # the neighbour table is full: look again this much later at most
 ON_LINK_SOCKETS = 8  # datagram sockets for on-link sweeps: each holds a few hundred queued probes
 
 
@@ -195,7 +196,7 @@ class IcmpEngine(Engine):
         if pressure.errno == errno.ENOBUFS and self.budget is not None:
             self.budget.full(now)  # the neighbour table: wait for entries to fail
             release = self.budget.next_release()
-            return release if release is not None else now + 10_000_000
+            return min(release or now, now + ENOBUFS_PAUSE_NS)
         if len(pool) > 1 and turn % len(pool) != len(pool) - 1:
             return now  # another socket of the pool may have room
         return now + int(EXPIRY_GRAIN_S * 1e9)

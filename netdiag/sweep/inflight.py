@@ -163,11 +163,11 @@ class NeighbourBudget:
     neighbour entry that stays incomplete for its resolution time (3
     solicitations, 1 s apart); the table holds about gc_thresh3 entries for
     the whole machine (every namespace), and past that sends fail with
-    ENOBUFS. The engine sends to a new address only while ``free()``. The
-    capacity is found as TCP finds a window: ``full()`` (ENOBUFS: someone
-    else holds the rest) cuts it to 90% of what this sweep holds, at most
-    once per resolution time, and each entry released without trouble
-    grows it by one again, up to the table's size."""
+    ENOBUFS. Entries of addresses that answered stay in the table. The engine
+    sends to a new address only while ``free()``. ``full()`` (ENOBUFS:
+    someone else holds the rest) limits this sweep to what it holds now for
+    one resolution time, after which the others' entries have failed and
+    may be reclaimed, and the whole table is tried again."""
 
     MINIMUM = 16
 
@@ -177,7 +177,7 @@ class NeighbourBudget:
         self.hold_ns = hold_ns
         self._holds: deque[tuple[int, Host]] = deque()
         self._resolved = 0  # entries of answered addresses, past their hold
-        self._cut_until = 0  # one cut per congestion episode
+        self._restore_at: int | None = None
 
     def held(self) -> int:
         return len(self._holds) + self._resolved
@@ -186,18 +186,18 @@ class NeighbourBudget:
         holds = self._holds
         while holds and holds[0][0] <= now_ns:
             self._resolved += holds.popleft()[1].replies > 0
-            if self.capacity < self.ceiling:
-                self.capacity += 1
+        if self._restore_at is not None and now_ns >= self._restore_at:
+            self.capacity, self._restore_at = self.ceiling, None
         return len(holds) + self._resolved < self.capacity
 
     def hold(self, host: Host, now_ns: int) -> None:
         self._holds.append((now_ns + self.hold_ns, host))
 
     def full(self, now_ns: int) -> None:
-        if now_ns < self._cut_until:
-            return
-        self._cut_until = now_ns + self.hold_ns
-        self.capacity = max(self.MINIMUM, min(self.capacity, int(self.held() * 0.9)))
+        self.capacity = max(self.MINIMUM, min(self.capacity, self.held()))
+        self._restore_at = now_ns + self.hold_ns
 
     def next_release(self) -> int | None:
-        return self._holds[0][0] if self._holds else None
+        """When an entry is next freed (or the table is tried again)."""
+        times = [t for t in (self._holds[0][0] if self._holds else None, self._restore_at) if t is not None]
+        return min(times, default=None)

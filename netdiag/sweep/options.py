@@ -71,7 +71,7 @@ class Plan:
 
     def on_link(self, link: links.Link) -> Plan:
         """The same method for targets on a directly connected segment."""
-        return Plan(self.method, self.label, self.reason, link)
+        return Plan(self.method, f"{self.label} on {link.label}", self.reason, link)
 
 
 def plan_kernel_method(requested: str, versions: set[int], ports: tuple[int, ...] = (80, 443)) -> Plan:

@@ -20,6 +20,7 @@ from netdiag import links, probes, resolver
 from netdiag.errors import BadInput, NetdiagError
 from netdiag.models import HostResult, HostState, MethodUse, SweepReport, SweepSummary
 from netdiag.sweep.arp import ArpEngine
+from netdiag.sweep.discover import discover
 from netdiag.sweep.engine import Emit, Engine, Progress
 from netdiag.sweep.icmp import IcmpEngine
 from netdiag.sweep.inflight import NeighbourBudget
@@ -33,13 +34,14 @@ from netdiag.sweep.options import (
 )
 from netdiag.sweep.ping import PingEngine
 from netdiag.sweep.tcp import TcpEngine
-from netdiag.targets import HostName, Target, Unresolved, iter_runs, run_texts
+from netdiag.targets import HostName, LinkDiscovery, Target, Unresolved, iter_runs, run_texts
 from netdiag.workers import TIMED_OUT, iter_with_deadline
 
 OnResult = Callable[[HostResult], None]
 Run = tuple[int, int, int, str | None]  # (version, first, last, hostname)
+DISCOVERED_AFTER = 1 << 128  # link discovery: after the IPv6 addresses swept, fastest first
 UNRESOLVED_ORDER = 7  # unresolved names sort after every address, in input order
-HOLD_MARGIN_S = 0.2  # past the kernel's resolution time before an entry counts as freed
+HOLD_MARGIN_S = 0.05  # past the kernel's resolution time before an entry counts as freed
 
 
 @dataclass
@@ -194,17 +196,25 @@ def run_sweep(
             runs.append(run)
     groups = plan_groups(runs, options) if runs else []
     engines = [build_engine(group, options) for group in groups]
+    discovered, discovery_probes = 0, 0
 
     def report_progress(*_: int) -> None:
         if progress is not None:
-            progress(
-                unresolved + sum(e.done for e in engines), sum(e.up for e in engines), sum(e.sent for e in engines)
-            )
+            done = unresolved + discovered + sum(e.done for e in engines)
+            progress(done, discovered + sum(e.up for e in engines), discovery_probes + sum(e.sent for e in engines))
 
     interrupted = False
     gc.disable()  # a sweep allocates many long-lived objects: collections only cost time
     try:
-        _run_engines(engines, groups, emit, report_progress, stop)
+        for target in targets:
+            if isinstance(target, LinkDiscovery) and not stop.is_set():
+                found, sent = discover(target, options, stop)
+                discovery_probes += sent
+                discovered += len(found)
+                for number, result in enumerate(found):
+                    emit(result, (6, DISCOVERED_AFTER + number))
+        if engines:
+            _run_engines(engines, groups, emit, report_progress, stop)
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -218,15 +228,24 @@ def run_sweep(
     else:
         final = []
     summary = SweepSummary(
-        total=unresolved + sum(e.done for e in engines),
-        up=sum(e.up for e in engines),
-        methods=tuple(MethodUse(g.plan.label, g.plan.reason, e.done) for g, e in zip(groups, engines, strict=True)),
+        total=unresolved + discovered + sum(e.done for e in engines),
+        up=discovered + sum(e.up for e in engines),
+        methods=tuple(MethodUse(g.plan.label, g.plan.reason, e.done) for g, e in zip(groups, engines, strict=True))
+        + tuple(_discovery_uses(targets, discovered)),
         elapsed_s=time.monotonic() - start,
-        probes_sent=sum(e.sent for e in engines),
+        probes_sent=discovery_probes + sum(e.sent for e in engines),
         interrupted=interrupted,
         notes=tuple(note for g in groups if (note := on_link_note(g.plan, options.method))),
     )
     return SweepReport(tuple(final), summary)
+
+
+def _discovery_uses(targets: list[Target], hosts: int) -> list[MethodUse]:
+    groups = [t for t in targets if isinstance(t, LinkDiscovery)]
+    if not groups:
+        return []
+    names = ", ".join(t.source for t in groups)
+    return [MethodUse(f"icmpv6 multicast ({names})", "link discovery: one echo to the all-nodes group", hosts)]
 
 
 def _run_engines(engines: list[Engine], groups: list[Group], emit: Emit, progress, stop: threading.Event) -> None:
