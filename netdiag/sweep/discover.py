@@ -60,9 +60,7 @@ def discover(target: LinkDiscovery, options: SweepOptions, stop=None) -> tuple[l
         others = tuple(
             str(a) for a, m in entries if m == mac and mac is not None and not a.is_link_local and str(a) != address
         )
-        results.append(
-            HostResult(f"{address}%{target.interface}", HostState.UP, (rtt,), None, None, mac, None, others)
-        )
+        results.append(HostResult(f"{address}%{target.interface}", HostState.UP, (rtt,), None, None, mac, None, others))
     return results, sent
 
 
