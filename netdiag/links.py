@@ -270,12 +270,12 @@ class Topology:
 
 
 @cache
-def neighbour_capacity() -> int:
-    """How many neighbour entries the kernel keeps (gc_thresh3). The table is
-    global and shown only in the initial network namespace: elsewhere, the
-    kernel's default."""
+def neighbour_capacity(version: int = 4) -> int:
+    """How many neighbour entries the kernel keeps (gc_thresh3; ARP and
+    neighbour discovery have a table each). A table is global and shown only
+    in the initial network namespace: elsewhere, the kernel's default."""
     try:
-        with open("/proc/sys/net/ipv4/neigh/default/gc_thresh3") as f:
+        with open(f"/proc/sys/net/ipv{version}/neigh/default/gc_thresh3") as f:
             return int(f.read())
     except (OSError, ValueError):
         return DEFAULT_NEIGHBOUR_CAPACITY

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from typing import NamedTuple
 
 
 @dataclass(frozen=True)
@@ -75,8 +76,11 @@ class HostState(Enum):
     UNRESOLVED = "unresolved"  # a hostname target with no address
 
 
-@dataclass(frozen=True)
-class HostResult:
+class HostResult(NamedTuple):
+    """One host's result. Immutable like the other models, but a NamedTuple:
+    a /16 makes 65,534 of them, and a tuple is built 2-3 times faster than a
+    frozen dataclass."""
+
     address: str
     state: HostState
     rtts_ms: tuple[float | None, ...] = ()  # one per echo request; None: no reply

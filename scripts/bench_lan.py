@@ -142,6 +142,7 @@ def measure_floor(network: str) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=4)
+    parser.add_argument("--only", type=int, action="append", help="run only scenario N (1-4); repeatable")
     args = parser.parse_args()
     if not os.environ.get("NETDIAG_LAB") or not os.environ.get("NETLAB_LAN_IFACE"):
         print("bench_lan: run inside the lab: scripts/netlab python scripts/bench_lan.py", file=sys.stderr)
@@ -150,7 +151,9 @@ def main() -> int:
     print(f"Machine: {machine()}\n")
     steal = StealMeter()
     verdicts = []
-    for scenario in scenarios(args.runs):
+    for number, scenario in enumerate(scenarios(args.runs), 1):
+        if args.only and number not in args.only:
+            continue
         tools = [t for t in scenario.tools if t.needs is None or shutil.which(t.needs)]
         runs: dict[str, list[Run]] = {t.name: [] for t in tools}
         floors: list[float] = []

@@ -82,6 +82,25 @@ def test_icmp_on_the_segment_agrees_with_arp_but_for_hosts_that_drop_ping(prefix
     assert ("grant CAP_NET_RAW" in note) if prefix else ("--method arp is much faster" in note)
 
 
+@pytest.mark.parametrize(
+    ("method", "missing"),
+    [("ping", NO_PING), ("tcp", LAN_B)],  # lan-a's firewalled hosts still answer a SYN with RST; lan-b drops it
+)
+def test_the_kernel_methods_on_the_segment(method, missing):
+    status, doc, stderr = sweep_json("-m", method, "-w", "128", "-t", "1", "198.18.0.0/24")
+    assert status == 0, stderr
+    assert alive(doc) == {f"198.18.0.{i}" for i in range(1, 255)} - missing
+    assert rows(doc)["198.18.0.9"]["mac"] == LAN_A_MAC
+
+
+def test_the_map_names_the_macs_behind_its_cells():
+    result = run_netdiag("sweep", "--map", "-n", "-t", "0.5", "198.18.0.240-254", "198.18.0.0/28")
+    text = result.stdout.decode()
+    assert result.returncode == 0
+    assert "MACs: 00:16:3e:1a:b0:0a Xensource, Inc. ×13, 02:1a:b0:00:00:01 ×1" in text  # the /28 and ourselves
+    assert "198.18.0.240  up" in text and "02:1a:b0:00:00:0b" in text
+
+
 def fill_neighbour_table(network: str) -> tuple[int, int]:
     """Send one datagram to each dead address of ``network`` on the segment:
     the kernel holds an incomplete entry for each for about 3 s. Returns
@@ -150,6 +169,15 @@ def test_a_routed_segment_is_exact_and_unreachable_where_the_router_says_so(rate
     assert {r["state"] for r in dead} <= {"unreachable", "down"}
     if rate:
         assert len(unreachable) == len(dead) == 510
+
+
+def test_tcp_behind_the_router_hears_its_unreachables_too():
+    status, doc, stderr = sweep_json("-m", "tcp", "-t", "5", "198.18.38.0/28")
+    assert status == 0, stderr
+    assert alive(doc) == {f"198.18.38.{i}" for i in range(2, 15, 2)}
+    assert {(r["state"], r["reason"]) for r in doc["results"] if not r["alive"]} == {
+        ("unreachable", "host unreachable")
+    }
 
 
 def test_a_rate_limited_router_leaves_most_dead_hosts_silent():

@@ -74,7 +74,7 @@ class Engine(ABC):
         result = host.result()
         self.done += 1
         self.up += result.state is HostState.UP
-        emit(result, host.order)
+        emit(result, (host.version, host.number))
 
     def _finish_unsettled(self, hosts: set[Host], emit: Emit) -> None:
         """Stopped early: hosts still being probed are reported as learned so

@@ -39,8 +39,8 @@ class IcmpEngine(Engine):
         self.kind = kind
         self.budget = budget
         self.cookie = os.urandom(8)
-        self.pools: dict[int, list[probes.IcmpSocket]] = {}  # version → sockets, sent to in turn
-        self.builders: dict[tuple[int, int], EchoRequestBuilder] = {}  # (version, identifier) → builder
+        # version → (socket, its request builder), sent from in turn
+        self.pools: dict[int, list[tuple[probes.IcmpSocket, EchoRequestBuilder]]] = {}
         self.identifiers: set[int] = set()  # of our sockets: replies with others are someone else's
         self.selector = selectors.DefaultSelector()
         self.back_pressure = 0  # sends refused by a full buffer or table
@@ -48,22 +48,19 @@ class IcmpEngine(Engine):
     def close(self) -> None:
         self.selector.close()
         for pool in self.pools.values():
-            for sock in pool:
+            for sock, _ in pool:
                 sock.close()
         self.pools.clear()
 
-    def _pool(self, version: int) -> list[probes.IcmpSocket]:
+    def _pool(self, version: int) -> list[tuple[probes.IcmpSocket, EchoRequestBuilder]]:
         pool = self.pools.get(version)
         if pool is None:
             size = ON_LINK_SOCKETS if self.budget is not None and self.kind == "dgram" else 1
             pool = self.pools[version] = []
             for _ in range(size):
                 sock = probes.open_icmp(version, self.options.probe_config, self.kind)
-                pool.append(sock)
+                pool.append((sock, EchoRequestBuilder(version, sock.identifier, self.cookie, sock.kind == "raw")))
                 self.identifiers.add(sock.identifier)
-                self.builders[version, sock.identifier] = EchoRequestBuilder(
-                    version, sock.identifier, self.cookie, sock.kind == "raw"
-                )
                 self.selector.register(sock, selectors.EVENT_READ)
             probes.wait_for_arrival_timestamps()
         return pool
@@ -113,9 +110,9 @@ class IcmpEngine(Engine):
                         exhausted = True
                         break
                     pool = self.pools.get(host.version) or self._pool(host.version)
-                    sock = pool[turn % len(pool)]
+                    sock, builder = pool[turn % len(pool)]
                     sequence = inflight.next_sequence(host.address)
-                    packet = self.builders[host.version, sock.identifier].build(sequence)
+                    packet = builder.build(sequence)
                     sent_at = time_ns()
                     try:
                         sock.sendto(packet, (host.address, 0))
@@ -133,7 +130,7 @@ class IcmpEngine(Engine):
                     rtts = host.rtts
                     rtts.append(None)
                     if budget is not None and not host.replies:
-                        budget.hold(host, now)
+                        budget.hold(now)
                     if len(rtts) < count:
                         heapq.heappush(followups, (now + interval_ns, next(tiebreak), host))
                     if unreachable:
@@ -151,7 +148,7 @@ class IcmpEngine(Engine):
                 deadline = inflight.next_deadline()
                 expiring = deadline is not None and deadline <= now
                 for pool in self.pools.values():
-                    for sock in pool:
+                    for sock, _ in pool:
                         messages = backlog.setdefault(id(sock), [])
                         sock.read(messages)
                         if not sending or expiring:

@@ -163,11 +163,13 @@ class NeighbourBudget:
     neighbour entry that stays incomplete for its resolution time (3
     solicitations, 1 s apart); the table holds about gc_thresh3 entries for
     the whole machine (every namespace), and past that sends fail with
-    ENOBUFS. Entries of addresses that answered stay in the table. The engine
-    sends to a new address only while ``free()``. ``full()`` (ENOBUFS:
-    someone else holds the rest) limits this sweep to what it holds now for
-    one resolution time, after which the others' entries have failed and
-    may be reclaimed, and the whole table is tried again."""
+    ENOBUFS. Failed entries, and resolved ones unused for 5 s, are reclaimed
+    when a new entry needs room, so what counts is how many addresses this
+    sweep sent to within the last resolution time. The engine sends to a new
+    address only while ``free()``. ``full()`` (ENOBUFS: someone else holds
+    the rest) limits the sweep to what it holds now for one resolution time,
+    after which the others' entries have failed or aged and may be
+    reclaimed, and the whole table is tried again."""
 
     MINIMUM = 16
 
@@ -175,29 +177,28 @@ class NeighbourBudget:
         self.ceiling = max(capacity, self.MINIMUM)
         self.capacity = self.ceiling
         self.hold_ns = hold_ns
-        self._holds: deque[tuple[int, Host]] = deque()
-        self._resolved = 0  # entries of answered addresses, past their hold
+        self._holds: deque[int] = deque()  # when each entry we made may be reclaimed
         self._restore_at: int | None = None
 
     def held(self) -> int:
-        return len(self._holds) + self._resolved
+        return len(self._holds)
 
     def free(self, now_ns: int) -> bool:
         holds = self._holds
-        while holds and holds[0][0] <= now_ns:
-            self._resolved += holds.popleft()[1].replies > 0
+        while holds and holds[0] <= now_ns:
+            holds.popleft()
         if self._restore_at is not None and now_ns >= self._restore_at:
             self.capacity, self._restore_at = self.ceiling, None
-        return len(holds) + self._resolved < self.capacity
+        return len(holds) < self.capacity
 
-    def hold(self, host: Host, now_ns: int) -> None:
-        self._holds.append((now_ns + self.hold_ns, host))
+    def hold(self, now_ns: int) -> None:
+        self._holds.append(now_ns + self.hold_ns)
 
     def full(self, now_ns: int) -> None:
-        self.capacity = max(self.MINIMUM, min(self.capacity, self.held()))
+        self.capacity = max(self.MINIMUM, min(self.capacity, len(self._holds)))
         self._restore_at = now_ns + self.hold_ns
 
     def next_release(self) -> int | None:
         """When an entry is next freed (or the table is tried again)."""
-        times = [t for t in (self._holds[0][0] if self._holds else None, self._restore_at) if t is not None]
+        times = [t for t in (self._holds[0] if self._holds else None, self._restore_at) if t is not None]
         return min(times, default=None)

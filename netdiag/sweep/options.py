@@ -141,7 +141,7 @@ def on_link_note(plan: Plan, requested: str) -> str | None:
     cost = (
         f"the kernel resolves each address with {'ARP' if version == 4 else 'neighbour discovery'}, "
         f"{links.resolution_time(plan.link.label, version):g}s per dead address and at most about "
-        f"{links.neighbour_capacity():,} at a time"
+        f"{links.neighbour_capacity(version):,} at a time"
     )
     if version == 6:
         return f"on-link IPv6 ({plan.link.label}): {cost}"

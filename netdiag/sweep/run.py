@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import gc
 import ipaddress
+import itertools
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from operator import itemgetter
 
 from netdiag import links, probes, resolver
 from netdiag.errors import BadInput, NetdiagError
@@ -41,7 +43,7 @@ OnResult = Callable[[HostResult], None]
 Run = tuple[int, int, int, str | None]  # (version, first, last, hostname)
 DISCOVERED_AFTER = 1 << 128  # link discovery: after the IPv6 addresses swept, fastest first
 UNRESOLVED_ORDER = 7  # unresolved names sort after every address, in input order
-HOLD_MARGIN_S = 0.05  # past the kernel's resolution time before an entry counts as freed
+HOLD_MARGIN_S = 0.2  # past the kernel's resolution time before an entry counts as freed
 
 
 @dataclass
@@ -52,8 +54,7 @@ class Group:
     runs: list[Run] = field(default_factory=list)
 
     def hosts(self) -> Iterator[tuple[str, int, str | None, int]]:
-        for run in self.runs:
-            yield from run_texts(*run)
+        return itertools.chain.from_iterable(run_texts(*run) for run in self.runs)
 
     @property
     def size(self) -> int:
@@ -81,9 +82,9 @@ def plan_groups(runs: list[Run], options: SweepOptions) -> list[Group]:
     requested = options.method
     topology = links.Topology.read()
     forced = _forced_link(topology, options) if options.interface else None
-    arp_allowed = requested in ("auto", "arp") and probes.packet_permitted()
-    if requested == "arp" and not arp_allowed:
+    if requested == "arp" and not probes.packet_permitted():
         probes.open_arp(options.interface or "lo").close()  # raises with the way to grant it
+    arp_allowed: bool | None = None if requested in ("auto", "arp") else False  # asked only when it matters
     arp_groups: dict[str, Group] = {}
     kernel_runs: dict[str | None, list[Run]] = {}  # interface name (on-link) or None (routed)
     links_by_name: dict[str, links.Link] = {}
@@ -93,6 +94,8 @@ def plan_groups(runs: list[Run], options: SweepOptions) -> list[Group]:
             link = forced if forced is not None else topology.ethernet_link(route, version)
             if forced is not None and version != forced.source.version:
                 link = None
+            if link is not None and version == 4 and arp_allowed is None:
+                arp_allowed = probes.packet_permitted()
             if link is not None and version == 4 and arp_allowed:
                 group = arp_groups.setdefault(link.label, Group(arp_plan(link, requested)))
                 group.runs.append((version, start, end, name))
@@ -145,12 +148,8 @@ def build_engine(group: Group, options: SweepOptions) -> Engine:
 
 
 def _neighbour_budget(link: links.Link) -> NeighbourBudget:
-    try:
-        in_use = len(links.neighbours())
-    except OSError:
-        in_use = 0
     hold = links.resolution_time(link.label, link.source.version) + HOLD_MARGIN_S
-    return NeighbourBudget(links.neighbour_capacity() - in_use, int(hold * 1e9))
+    return NeighbourBudget(links.neighbour_capacity(link.source.version), int(hold * 1e9))
 
 
 def run_sweep(
@@ -171,13 +170,13 @@ def run_sweep(
     stop = stop or threading.Event()
     resolved = resolve_names(targets, options.name_timeout) if any(isinstance(t, HostName) for t in targets) else {}
     results: list[tuple[tuple[int, int], HostResult]] = []
-    lock = threading.Lock()
+    lock = threading.Lock()  # engines side by side emit from their own threads
 
     def emit(result: HostResult, order: tuple[int, int]) -> None:
-        with lock:
-            if keep_results:
-                results.append((order, result))
-            if on_result is not None:
+        if keep_results:
+            results.append((order, result))  # list.append is atomic
+        if on_result is not None:
+            with lock:
                 on_result(result)
 
     def resolve(name: str) -> list:
@@ -203,41 +202,43 @@ def run_sweep(
             done = unresolved + discovered + sum(e.done for e in engines)
             progress(done, discovered + sum(e.up for e in engines), discovery_probes + sum(e.sent for e in engines))
 
-    interrupted = False
     gc.disable()  # a sweep allocates many long-lived objects: collections only cost time
     try:
-        for target in targets:
-            if isinstance(target, LinkDiscovery) and not stop.is_set():
-                found, sent = discover(target, options, stop)
-                discovery_probes += sent
-                discovered += len(found)
-                for number, result in enumerate(found):
-                    emit(result, (6, DISCOVERED_AFTER + number))
-        if engines:
-            _run_engines(engines, groups, emit, report_progress, stop)
-    except KeyboardInterrupt:
-        interrupted = True
+        interrupted = False
+        try:
+            for target in targets:
+                if isinstance(target, LinkDiscovery) and not stop.is_set():
+                    found, sent = discover(target, options, stop)
+                    discovery_probes += sent
+                    discovered += len(found)
+                    for number, result in enumerate(found):
+                        emit(result, (6, DISCOVERED_AFTER + number))
+            if engines:
+                _run_engines(engines, groups, emit, report_progress, stop)
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            for engine in engines:
+                engine.close()
+        interrupted = interrupted or any(e.interrupted for e in engines)
+        if keep_results:
+            results.sort(key=itemgetter(0))  # (4, n) before (6, n); unresolved names (7, input position)
+            final = _annotate([r for _, r in results], options, groups, interrupted)
+        else:
+            final = []
+        summary = SweepSummary(
+            total=unresolved + discovered + sum(e.done for e in engines),
+            up=discovered + sum(e.up for e in engines),
+            methods=tuple(MethodUse(g.plan.label, g.plan.reason, e.done) for g, e in zip(groups, engines, strict=True))
+            + tuple(_discovery_uses(targets, discovered)),
+            elapsed_s=time.monotonic() - start,
+            probes_sent=discovery_probes + sum(e.sent for e in engines),
+            interrupted=interrupted,
+            notes=tuple(note for g in groups if (note := on_link_note(g.plan, options.method))),
+        )
+        return SweepReport(tuple(final), summary)
     finally:
-        gc.enable()
-        for engine in engines:
-            engine.close()
-    interrupted = interrupted or any(e.interrupted for e in engines)
-    if keep_results:
-        results.sort(key=_by_order)
-        final = _annotate([r for _, r in results], options, groups, interrupted)
-    else:
-        final = []
-    summary = SweepSummary(
-        total=unresolved + discovered + sum(e.done for e in engines),
-        up=discovered + sum(e.up for e in engines),
-        methods=tuple(MethodUse(g.plan.label, g.plan.reason, e.done) for g, e in zip(groups, engines, strict=True))
-        + tuple(_discovery_uses(targets, discovered)),
-        elapsed_s=time.monotonic() - start,
-        probes_sent=discovery_probes + sum(e.sent for e in engines),
-        interrupted=interrupted,
-        notes=tuple(note for g in groups if (note := on_link_note(g.plan, options.method))),
-    )
-    return SweepReport(tuple(final), summary)
+        gc.enable()  # after the report is made: a collection then would walk every result
 
 
 def _discovery_uses(targets: list[Target], hosts: int) -> list[MethodUse]:
@@ -282,6 +283,8 @@ def _annotate(results: list[HostResult], options: SweepOptions, groups: list[Gro
     """Names of live hosts, MACs of on-link ones the kernel resolved, vendors."""
     alive = [r.address for r in results if r.alive]
     names = reverse_names(alive, options.name_timeout) if options.names and not interrupted and alive else {}
+    if not names and not any(g.plan.link is not None for g in groups) and not any(r.mac for r in results):
+        return results  # nothing on a link layer: no MACs to add (a loopback or routed sweep)
     macs: dict[str, str] = {}
     if any(g.plan.link is not None and g.plan.method != "arp" for g in groups):
         try:
@@ -302,14 +305,10 @@ def _annotate(results: list[HostResult], options: SweepOptions, groups: list[Gro
         name = result.name or names.get(result.address)
         if (mac, name) != (result.mac, result.name) or mac in vendors:
             vendor = vendors.get(mac) if mac else None
-            annotated.append(replace(result, mac=mac, name=name, vendor=vendor))
+            annotated.append(result._replace(mac=mac, name=name, vendor=vendor))
         else:
             annotated.append(result)
     return annotated
-
-
-def _by_order(item: tuple[tuple[int, int], HostResult]) -> tuple[int, int]:
-    return item[0]  # (4, n) before (6, n); unresolved names are (7, input position)
 
 
 def reverse_names(addresses: list[str], timeout: float) -> dict[str, str]:

@@ -38,7 +38,7 @@ class TcpEngine(Engine):
             host.rtts.append(None)
             mine = sockets[host] = []
             if budget is not None and not host.replies:
-                budget.hold(host, now)
+                budget.hold(now)
             for port in options.ports:
                 began = time.monotonic_ns()  # each connect timed from its own start
                 try:
