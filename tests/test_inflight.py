@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from netdiag.models import HostState
-from netdiag.sweep.inflight import FINISH, RETRY, WAIT, Host, InFlight, NeighbourBudget, next_step
+from netdiag.sweep.inflight import FINISH, RETRY, WAIT, Host, InFlight, NeighbourBudget, Schedule, next_step
 
 MS = 1_000_000
 
@@ -132,3 +132,32 @@ def test_enobufs_limits_the_sweep_to_what_it_holds_for_one_resolution_time():
     assert budget.free(11 * MS) and budget.capacity == 100  # one resolution time on: the whole table again
     budget.full(20 * MS)
     assert budget.capacity == NeighbourBudget.MINIMUM  # nothing held: never below the minimum
+
+
+def items(n: int):
+    return ((f"192.0.2.{i}", 4, None, i) for i in range(1, n + 1))
+
+
+def test_the_schedule_gives_a_refused_host_first_then_due_follow_ups_then_new_hosts():
+    schedule = Schedule(items(3), retries=1)
+    first = schedule.next(0)
+    assert (first.address, first.retries_left) == ("192.0.2.1", 1)
+    schedule.later(first, 10 * MS)  # its next echo request
+    second = schedule.next(1 * MS)
+    assert second.address == "192.0.2.2"  # the follow-up is not due yet
+    schedule.refuse(second)  # a full buffer: it goes first
+    assert schedule.next(20 * MS) is second
+    assert schedule.next(20 * MS) is first  # now due, before any new host
+    assert schedule.next(20 * MS, admit_new=False) is None  # the neighbour table is full
+    assert schedule.next(20 * MS).address == "192.0.2.3"
+    assert schedule.ready  # the iterator has not said it is empty yet
+    assert schedule.next(20 * MS) is None and schedule.exhausted and not schedule.pending
+
+
+def test_an_interrupted_schedule_names_the_hosts_still_waiting():
+    schedule = Schedule(items(2), retries=0)
+    a, b = schedule.next(0), schedule.next(0)
+    schedule.later(a, 5 * MS)
+    schedule.refuse(b)
+    assert schedule.waiting() == {a, b}
+    assert schedule.next_due() == 5 * MS and schedule.pending

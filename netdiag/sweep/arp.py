@@ -9,15 +9,13 @@ flight to its sender address, and replies after the first are ignored.
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import selectors
 import socket
 import time
 
 from netdiag import arp, links, probes
 from netdiag.sweep.engine import Engine
-from netdiag.sweep.inflight import FINISH, RETRY, Host, InFlight, next_step
+from netdiag.sweep.inflight import FINISH, RETRY, Host, InFlight, Schedule, next_step
 
 BURST = 256
 EXPIRY_GRAIN_S = 0.001
@@ -49,22 +47,19 @@ class ArpEngine(Engine):
         count, gap = options.count, self._gap_ns
         interval_ns = int(options.interval * 1e9)
         inflight = self.inflight = InFlight(int(options.timeout * 1e9))
+        schedule = Schedule(hosts, options.retries)
         sock = self._open()
         our_ip = link.source.packed
         builder = arp.RequestBuilder(arp.parse_mac(link.interface.mac or ""), our_ip)
         waiting: dict[bytes, Host] = {}  # packed address → host with a request in flight
-        followups: list[tuple[int, int, Host]] = []
-        tiebreak = itertools.count()
         backlog: list = []
-        retry_host: Host | None = None
-        exhausted = False
         monotonic_ns, time_ns = time.monotonic_ns, time.time_ns
         inet_aton, send = socket.inet_aton, sock.send
 
         def settle(host: Host) -> None:
             step = next_step(host, count)
             if step is RETRY:
-                heapq.heappush(followups, (monotonic_ns(), next(tiebreak), host))
+                schedule.later(host, monotonic_ns())
             elif step is FINISH:
                 waiting.pop(inet_aton(host.address), None)
                 self._finish(host, emit)
@@ -77,14 +72,10 @@ class ArpEngine(Engine):
                         if now < self._next_send_ns:
                             break
                         self._take_slot(now)
-                    if retry_host is not None:
-                        host, retry_host = retry_host, None
-                    elif followups and followups[0][0] <= now:
-                        host = heapq.heappop(followups)[2]
-                    elif exhausted or (host := self._next_host(hosts)) is None:
-                        exhausted = True
+                    host = schedule.next(now)
+                    if host is None:
                         break
-                    elif host.address in self.own:  # ourselves: up without a probe
+                    if host.address in self.own:  # ourselves: up without a probe
                         host.mac, host.replies, host.rtts = link.interface.mac, 1, [0.0]
                         self._finish(host, emit)
                         continue
@@ -93,17 +84,17 @@ class ArpEngine(Engine):
                     try:
                         send(builder.build(packed))
                     except BlockingIOError:
-                        retry_host = host
+                        schedule.refuse(host)
                         break
                     self.sent += 1
                     host.rtts.append(None)
                     slot = len(host.rtts) - 1
                     if len(host.rtts) < count:
-                        heapq.heappush(followups, (now + interval_ns, next(tiebreak), host))
+                        schedule.later(host, now + interval_ns)
                     waiting[packed] = host
                     inflight.add((packed, slot), host, slot, sent_at, now)
 
-                sending = (not exhausted or retry_host is not None) and not gap
+                sending = schedule.ready and not gap
                 now = monotonic_ns()
                 deadline = inflight.next_deadline()
                 expiring = deadline is not None and deadline <= now
@@ -123,14 +114,14 @@ class ArpEngine(Engine):
                 for _, host in inflight.expire(now):
                     settle(host)
                 self._report(progress, now)
-                if exhausted and not len(inflight) and not followups and retry_host is None:
+                if not schedule.pending and not len(inflight):
                     break
-                if sending and retry_host is None:
+                if sending and schedule.refused is None:
                     continue
-                wake = [t for t in (followups and followups[0][0], inflight.next_deadline()) if t]
-                if not exhausted and gap:
+                wake = [t for t in (schedule.next_due(), inflight.next_deadline()) if t]
+                if not schedule.exhausted and gap:
                     wake.append(self._next_send_ns)
-                if retry_host is not None:
+                if schedule.refused is not None:
                     wake.append(now + 1)
                 delay = (min(wake) - now) / 1e9 if wake else 0.05
                 if delay > 0:
@@ -138,8 +129,7 @@ class ArpEngine(Engine):
         except KeyboardInterrupt:
             self.interrupted = True
         if stop.is_set() or self.interrupted:
-            unsettled = inflight.hosts() | {entry[2] for entry in followups}
-            self._finish_unsettled(unsettled | ({retry_host} if retry_host else set()), emit)
+            self._finish_unsettled(inflight.hosts() | schedule.waiting(), emit)
         self._report(progress, 0, force=True)
 
     @staticmethod

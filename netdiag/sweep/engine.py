@@ -66,10 +66,6 @@ class Engine(ABC):
         self._next_send_ns = max(self._next_send_ns, now - self._gap_ns) + self._gap_ns
 
     # --- hosts in and results out
-    def _next_host(self, hosts: Iterator[HostItem]) -> Host | None:
-        item = next(hosts, None)
-        return None if item is None else Host(*item, self.options.retries)
-
     def _finish(self, host: Host, emit: Emit) -> None:
         result = host.result()
         self.done += 1

@@ -16,8 +16,6 @@ and EAGAIN as back-pressure.
 from __future__ import annotations
 
 import errno
-import heapq
-import itertools
 import os
 import selectors
 import time
@@ -25,7 +23,7 @@ import time
 from netdiag import probes
 from netdiag.icmp import EchoRequestBuilder
 from netdiag.sweep.engine import Engine
-from netdiag.sweep.inflight import FINISH, RETRY, Host, InFlight, NeighbourBudget, next_step
+from netdiag.sweep.inflight import FINISH, RETRY, Host, InFlight, NeighbourBudget, Schedule, next_step
 
 BURST = 256  # requests sent between two reads of the receive queue
 EXPIRY_GRAIN_S = 0.001  # timeouts are kept to within a millisecond
@@ -70,20 +68,17 @@ class IcmpEngine(Engine):
         count, gap = options.count, self._gap_ns
         interval_ns = int(options.interval * 1e9)
         inflight = self.inflight = InFlight(int(options.timeout * 1e9))
-        followups: list[tuple[int, int, Host]] = []  # heap: (due, tiebreak, host)
-        tiebreak = itertools.count()
+        schedule = Schedule(hosts, options.retries)
         backlog: dict[int, list] = {}  # id(socket) → messages read while sending
         received: list = []
-        retry_host: Host | None = None  # refused by back-pressure: sent again first
         blocked_until = 0  # back-pressure: no sends before this
-        exhausted = False
         monotonic_ns, time_ns = time.monotonic_ns, time.time_ns
         turn = 0  # next socket of a pool to send from
 
         def settle(host: Host) -> None:
             step = next_step(host, count)
             if step is RETRY:
-                heapq.heappush(followups, (monotonic_ns(), next(tiebreak), host))
+                schedule.later(host, monotonic_ns())
             elif step is FINISH:
                 self._finish(host, emit)
 
@@ -98,16 +93,9 @@ class IcmpEngine(Engine):
                         if now < self._next_send_ns:
                             break
                         self._take_slot(now)
-                    if retry_host is not None:
-                        host, retry_host = retry_host, None
-                    elif followups and followups[0][0] <= now:
-                        host = heapq.heappop(followups)[2]
-                    elif exhausted:
-                        break
-                    elif budget is not None and not budget.free(now):
-                        break  # the neighbour table is as full as we may make it
-                    elif (host := self._next_host(hosts)) is None:
-                        exhausted = True
+                    # a new address only while the neighbour table has room for it
+                    host = schedule.next(now, budget is None or budget.free(now))
+                    if host is None:
                         break
                     pool = self.pools.get(host.version) or self._pool(host.version)
                     sock, builder = pool[turn % len(pool)]
@@ -121,7 +109,7 @@ class IcmpEngine(Engine):
                         try:
                             unreachable = sock.send_failed(exc, host.address)
                         except BlockingIOError as pressure:
-                            retry_host = host
+                            schedule.refuse(host)
                             blocked_until = self._back_off(pressure, pool, turn, now)
                             turn += 1
                             break
@@ -132,7 +120,7 @@ class IcmpEngine(Engine):
                     if budget is not None and not host.replies:
                         budget.hold(now)
                     if len(rtts) < count:
-                        heapq.heappush(followups, (now + interval_ns, next(tiebreak), host))
+                        schedule.later(host, now + interval_ns)
                     if unreachable:
                         host.reason = unreachable
                         settle(host)
@@ -143,7 +131,7 @@ class IcmpEngine(Engine):
                 # read them; match them when sending pauses (the timeout wait is
                 # idle) or before anything expires, so that a reply already read
                 # is never lost to its own deadline.
-                sending = (not exhausted or retry_host is not None) and not gap and now >= blocked_until
+                sending = schedule.ready and not gap and now >= blocked_until
                 now = monotonic_ns()  # one reading decides both what is parsed and what expires
                 deadline = inflight.next_deadline()
                 expiring = deadline is not None and deadline <= now
@@ -175,16 +163,15 @@ class IcmpEngine(Engine):
                     settle(host)
                 self._report(progress, now)
 
-                if exhausted and not len(inflight) and not followups and retry_host is None:
+                if not schedule.pending and not len(inflight):
                     break
-                if sending and retry_host is None and (budget is None or budget.free(now)):
+                if sending and schedule.refused is None and (budget is None or budget.free(now)):
                     continue  # more to send at once: due follow-ups go in the next burst
-                self._wait(now, followups, exhausted, retry_host is not None, blocked_until)
+                self._wait(now, schedule, blocked_until)
         except KeyboardInterrupt:
             self.interrupted = True
         if stop.is_set() or self.interrupted:
-            waiting = {entry[2] for entry in followups} | ({retry_host} if retry_host else set())
-            self._finish_unsettled(inflight.hosts() | waiting, emit)
+            self._finish_unsettled(inflight.hosts() | schedule.waiting(), emit)
         self._report(progress, 0, force=True)
 
     def _back_off(self, pressure: BlockingIOError, pool: list, turn: int, now: int) -> int:
@@ -198,14 +185,14 @@ class IcmpEngine(Engine):
             return now  # another socket of the pool may have room
         return now + int(EXPIRY_GRAIN_S * 1e9)
 
-    def _wait(self, now: int, followups: list, exhausted: bool, refused: bool, blocked_until: int) -> None:
+    def _wait(self, now: int, schedule: Schedule, blocked_until: int) -> None:
         """Wait for a reply, the next expiry, follow-up, allowed send or free neighbour entry."""
-        wake = [t for t in (followups and followups[0][0], self.inflight.next_deadline()) if t]
-        if not exhausted and self._gap_ns:
+        wake = [t for t in (schedule.next_due(), self.inflight.next_deadline()) if t]
+        if not schedule.exhausted and self._gap_ns:
             wake.append(self._next_send_ns)
-        if refused:
+        if schedule.refused is not None:
             wake.append(max(blocked_until, now + 1))
-        if not exhausted and self.budget is not None and not self.budget.free(now):
+        if not schedule.exhausted and self.budget is not None and not self.budget.free(now):
             release = self.budget.next_release()
             if release is not None:
                 wake.append(release)

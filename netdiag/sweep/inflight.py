@@ -9,6 +9,8 @@ never read here, so the table is tested with a fake clock.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 from collections import deque
 from collections.abc import Hashable, Iterator
 from typing import Any
@@ -69,6 +71,63 @@ def next_step(host: Host, count: int) -> str:
         host.retries_left -= 1
         return RETRY
     return FINISH
+
+
+class Schedule:
+    """Which host an engine probes next: one refused by back-pressure first,
+    then follow-ups that are due (the next echo request, a retry), then new
+    hosts from the iterator while the caller admits them."""
+
+    __slots__ = ("_due", "_hosts", "_order", "exhausted", "refused", "retries")
+
+    def __init__(self, hosts: Iterator[tuple[str, int, str | None, int]], retries: int) -> None:
+        self._hosts = hosts
+        self.retries = retries
+        self._due: list[tuple[int, int, Host]] = []  # heap: (when, tiebreak, host)
+        self._order = itertools.count()
+        self.refused: Host | None = None  # give back with refuse()
+        self.exhausted = False  # the iterator has no more hosts
+
+    def next(self, now_ns: int, admit_new: bool = True) -> Host | None:
+        """The host to probe now, or None when nothing is due."""
+        refused = self.refused
+        if refused is not None:
+            self.refused = None
+            return refused
+        due = self._due
+        if due and due[0][0] <= now_ns:
+            return heapq.heappop(due)[2]
+        if self.exhausted or not admit_new:
+            return None
+        item = next(self._hosts, None)
+        if item is None:
+            self.exhausted = True
+            return None
+        return Host(*item, self.retries)
+
+    def refuse(self, host: Host) -> None:
+        """A send that back-pressure refused: this host goes first next time."""
+        self.refused = host
+
+    def later(self, host: Host, when_ns: int) -> None:
+        heapq.heappush(self._due, (when_ns, next(self._order), host))
+
+    def next_due(self) -> int | None:
+        return self._due[0][0] if self._due else None
+
+    @property
+    def ready(self) -> bool:
+        """More to send at once (new hosts or a refused one)?"""
+        return not self.exhausted or self.refused is not None
+
+    @property
+    def pending(self) -> bool:
+        """Anything still to send, now or later?"""
+        return not self.exhausted or self.refused is not None or bool(self._due)
+
+    def waiting(self) -> set[Host]:
+        """Hosts probed before that are waiting for their next probe."""
+        return {entry[2] for entry in self._due} | ({self.refused} if self.refused else set())
 
 
 class InFlight:

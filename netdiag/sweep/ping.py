@@ -10,7 +10,7 @@ import time
 from netdiag import probes
 from netdiag.errors import NetdiagError
 from netdiag.sweep.engine import Engine
-from netdiag.sweep.inflight import RETRY, Host, next_step
+from netdiag.sweep.inflight import RETRY, Schedule, next_step
 
 DEFAULT_WORKERS = 64
 
@@ -41,25 +41,19 @@ class PingEngine(Engine):
         threads = [threading.Thread(target=work, daemon=True) for _ in range(workers)]
         for thread in threads:
             thread.start()
+        schedule = Schedule(hosts, options.retries)  # retries happen in the worker
         queued = 0
-        pending: Host | None = None
-        exhausted = False
         try:
             while not stop.is_set():
-                while not exhausted and self._may_send(time.monotonic_ns()):
-                    if pending is None:
-                        pending = self._next_host(hosts)
-                        if pending is None:
-                            exhausted = True
-                            break
+                while self._may_send(now := time.monotonic_ns()) and (host := schedule.next(now)) is not None:
                     try:
-                        todo.put_nowait(pending)
+                        todo.put_nowait(host)
                     except queue.Full:
+                        schedule.refuse(host)
                         break
-                    pending = None
                     queued += 1
-                    self._count_send(time.monotonic_ns())
-                if exhausted and self.done == queued:
+                    self._count_send(now)
+                if not schedule.pending and self.done == queued:
                     break
                 try:
                     host = finished.get(timeout=min(0.05, self._gap_ns / 1e9) if self._gap_ns else 0.05)

@@ -11,7 +11,7 @@ import time
 from netdiag import outcomes, probes
 from netdiag.limits import raise_descriptor_limit
 from netdiag.sweep.engine import Engine
-from netdiag.sweep.inflight import FINISH, RETRY, Host, InFlight, NeighbourBudget, next_step
+from netdiag.sweep.inflight import FINISH, RETRY, Host, InFlight, NeighbourBudget, Schedule, next_step
 
 
 class TcpEngine(Engine):
@@ -30,8 +30,7 @@ class TcpEngine(Engine):
         options, budget = self.options, self.budget
         inflight = InFlight(int(options.timeout * 1e9))
         sockets: dict[Host, list[socket.socket]] = {}  # per host: one per port at most
-        retry: list[Host] = []
-        exhausted = False
+        schedule = Schedule(hosts, options.retries)
         config = options.probe_config
 
         def attempt(host: Host, now: int) -> None:
@@ -61,7 +60,7 @@ class TcpEngine(Engine):
             del sockets[host]
             step = next_step(host, 1)
             if step is RETRY:
-                retry.append(host)
+                schedule.later(host, time.monotonic_ns())
             elif step is FINISH:
                 self._finish(host, emit)
 
@@ -85,22 +84,16 @@ class TcpEngine(Engine):
             while not stop.is_set():
                 now = time.monotonic_ns()
                 while len(inflight) + len(options.ports) <= self.limit and self._may_send(now):
-                    if retry:
-                        attempt(retry.pop(), now)
-                        continue
-                    if exhausted or (budget is not None and not budget.free(now)):
-                        break
-                    host = self._next_host(hosts)
+                    host = schedule.next(now, budget is None or budget.free(now))
                     if host is None:
-                        exhausted = True
                         break
                     attempt(host, now)
-                if exhausted and not len(inflight) and not retry:
+                if not schedule.pending and not len(inflight):
                     break
-                wake = [t for t in (inflight.next_deadline(),) if t]
-                if not exhausted and self._gap_ns:
+                wake = [t for t in (inflight.next_deadline(), schedule.next_due()) if t]
+                if not schedule.exhausted and self._gap_ns:
                     wake.append(self._next_send_ns)
-                if not exhausted and budget is not None and (release_at := budget.next_release()):
+                if not schedule.exhausted and budget is not None and (release_at := budget.next_release()):
                     wake.append(release_at)
                 delay = max((min(wake) - now) / 1e9, 0) if wake else 0.05
                 for key, _ in self.selector.select(min(delay, 0.1)):
@@ -116,7 +109,7 @@ class TcpEngine(Engine):
         except KeyboardInterrupt:
             self.interrupted = True
         if stop.is_set() or self.interrupted:
-            self._finish_unsettled(set(sockets) | set(retry), emit)
+            self._finish_unsettled(set(sockets) | schedule.waiting(), emit)
         self._report(progress, 0, force=True)
 
     def _outcome(self, host: Host, code: int, began: int, now: int) -> None:
