@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from netdiag import outcomes
 from netdiag.errors import BadInput, NetdiagError
 from netdiag.limits import raise_descriptor_limit
 
@@ -367,7 +368,8 @@ class Listener:
 
 
 def _reason(exc: OSError) -> str:
-    return (exc.strerror or str(exc)).lower()
+    """Why a client's connection ended, in the words every command uses."""
+    return outcomes.reason(exc.errno) if exc.errno else str(exc).lower()
 
 
 def format_answer(answer) -> str:

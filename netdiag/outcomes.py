@@ -37,6 +37,8 @@ _TABLE: dict[int, tuple[Outcome, str]] = {
     errno.EPROTO: (Outcome.UNREACHABLE, "protocol error"),
     errno.ENOBUFS: (Outcome.BACK_PRESSURE, "no buffer space (neighbour table full)"),
     errno.EAGAIN: (Outcome.BACK_PRESSURE, "send buffer full"),
+    errno.ECONNRESET: (Outcome.ANSWERED, "connection reset by peer"),
+    errno.EPIPE: (Outcome.ANSWERED, "broken pipe"),
 }
 
 # The same ICMP error in the words of the system ping.
