@@ -17,10 +17,15 @@ $(INSTALLED): pyproject.toml | $(PY)
 	touch $@
 
 # A short real run of the main job: a sweep of a loopback /24 with its map,
-# inside the lab when it can be built (half the hosts there are dead).
+# inside the lab when it can be built (half the hosts there are dead), and
+# there an ARP sweep of the lab's Ethernet segment (only inside the lab:
+# 198.18/15 is the lab's own there, and may be anything's outside it).
 demo: $(INSTALLED)
 	@$(NETLAB) --or-bare sh -c '\
 	  echo "\$$ netdiag sweep --alive --map 127.3.0.0/24"; $(NETDIAG) sweep --alive --map 127.3.0.0/24; \
+	  if [ -n "$$NETLAB_LAN_IFACE" ]; then \
+	    echo; echo "\$$ netdiag sweep -n 198.18.0.0/28 198.18.0.250-254 198.18.15.254"; \
+	    $(NETDIAG) sweep -n 198.18.0.0/28 198.18.0.250-254 198.18.15.254; fi; \
 	  echo; echo "\$$ netdiag service ssh 53/udp http"; $(NETDIAG) service ssh 53/udp http; \
 	  echo; echo "\$$ netdiag dns localhost 127.0.0.1"; $(NETDIAG) dns localhost 127.0.0.1; \
 	  exit 0'

@@ -50,7 +50,7 @@ def host_result_json(result: HostResult) -> dict[str, Any]:
     received = result.received
     return {
         "address": result.address,
-        "alive": bool(received),
+        "alive": result.alive,
         "state": result.state.value,
         "rtt_ms": _round(result.rtt_avg),
         "rtt_min_ms": _round(min(received)) if received else None,

@@ -75,8 +75,8 @@ class ArpEngine(Engine):
                     host = schedule.next(now)
                     if host is None:
                         break
-                    if host.address in self.own:  # ourselves: up without a probe
-                        host.mac, host.replies, host.rtts = link.interface.mac, 1, [0.0]
+                    if host.address in self.own:  # ourselves: up without a probe (so no RTT)
+                        host.mac, host.replies = link.interface.mac, 1
                         self._finish(host, emit)
                         continue
                     packed = inet_aton(host.address)
