@@ -217,6 +217,11 @@ def test_targets_on_and_off_the_segment_are_served_by_the_right_method():
 def test_interface_and_source_options():
     status, doc, _ = sweep_json("-m", "arp", "-I", "lan0", "198.18.0.2", "198.18.0.254")
     assert status == 0 and alive(doc) == {"198.18.0.2", "198.18.0.254"}
+    # an ARP request from another sender address: the replies come back to it, on our MAC
+    status, doc, _ = sweep_json("-m", "arp", "-I", "lan0", "-S", "198.18.14.1", "198.18.0.2")
+    assert status == 0 and alive(doc) == {"198.18.0.2"}
+    status, doc, _ = sweep_json("-I", "lo", "127.1.0.1")  # not Ethernet: the probes are only bound to it
+    assert status == 0 and doc["summary"]["method"] == "icmp (raw socket)" and alive(doc) == {"127.1.0.1"}
     result = run_netdiag("sweep", "-S", "203.0.113.5", "127.1.0.1")
     assert result.returncode == 2
     assert result.stderr.decode().strip() == "netdiag: --source 203.0.113.5: address not available"
@@ -231,6 +236,7 @@ def test_interface_and_source_options():
         (["-m", "arp", "198.18.36.2"], (), "198.18.36.2 is not on a directly connected Ethernet segment"),
         (["-m", "arp", "198.18.0.2"], tuple(without_net_raw()), "ARP needs CAP_NET_RAW"),
         (["-I", "nope0", "198.18.0.2"], (), "--interface 'nope0': no such interface"),
+        (["-m", "arp", "-I", "lo", "127.1.0.1"], (), "--method arp: lo is not an Ethernet interface"),
     ],
 )
 def test_arp_refusals_are_one_line_and_exit_2(args, prefix, message):

@@ -82,6 +82,8 @@ def plan_groups(runs: list[Run], options: SweepOptions) -> list[Group]:
     requested = options.method
     topology = links.Topology.read()
     forced = _forced_link(topology, options) if options.interface else None
+    if options.interface and forced is None and requested == "arp":
+        raise BadInput(f"--method arp: {options.interface} is not an Ethernet interface")
     if requested == "arp" and not probes.packet_permitted():
         probes.open_arp(options.interface or "lo").close()  # raises with the way to grant it
     arp_allowed: bool | None = None if requested in ("auto", "arp") else False  # asked only when it matters
@@ -119,11 +121,14 @@ def plan_groups(runs: list[Run], options: SweepOptions) -> list[Group]:
     return groups
 
 
-def _forced_link(topology: links.Topology, options: SweepOptions) -> links.Link:
-    """-I: every target is taken to be on that interface's segment."""
+def _forced_link(topology: links.Topology, options: SweepOptions) -> links.Link | None:
+    """-I: on an Ethernet interface, every target is taken to be on its
+    segment; elsewhere (loopback, a tunnel) probes are only bound to it."""
     interface = next((i for i in topology.interfaces.values() if i.name == options.interface), None)
     if interface is None:
         raise BadInput(f"--interface {options.interface!r}: no such interface here")
+    if not interface.ethernet or interface.mac is None:
+        return None
     version = ipaddress.ip_address(options.source).version if options.source else 4
     source = ipaddress.ip_address(options.source) if options.source else topology.source_on(interface, version)
     if source is None:
