@@ -299,6 +299,7 @@ class _sweep_progress:
 
 def _show_sweep(out: Output, report, parsed, *, alive: bool, show_map: bool, json_output: bool, jsonl: bool) -> None:
     from netdiag import columns, documents
+    from netdiag.output import visible
     from netdiag.targets import AddressBlock
 
     if jsonl:
@@ -330,7 +331,7 @@ def _show_sweep(out: Output, report, parsed, *, alive: bool, show_map: bool, jso
     else:
         out.info(columns.sweep_summary_line(report.summary))
     for note in report.summary.notes:
-        out.warn(note)
+        out.warn(visible(note))
 
 
 @app.command()

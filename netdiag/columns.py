@@ -56,6 +56,6 @@ def sweep_plain(results: Iterable[HostResult], show_loss: bool, show_mac: bool =
 def sweep_summary_line(summary: SweepSummary) -> str:
     line = (
         f"{summary.up}/{summary.total} hosts up in {summary.elapsed_s:.2f}s "
-        f"via {summary.method} ({summary.method_reason})"
+        f"via {visible(summary.method)} ({visible(summary.method_reason)})"  # interface names are anyone's
     )
     return line + (" (interrupted: partial results)" if summary.interrupted else "")

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from functools import cache
 
 from netdiag.arp import format_mac
-from netdiag.errors import BadInput
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -39,6 +38,7 @@ RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_PREFSRC, RTA_TABLE = 1, 4, 5, 7, 15
 NDA_DST, NDA_LLADDR = 1, 2
 RT_TABLE_MAIN, RT_TABLE_LOCAL = 254, 255
 RTN_UNICAST, RTN_LOCAL = 1, 2
+RTN_BLACKHOLE, RTN_UNREACHABLE, RTN_PROHIBIT = 6, 7, 8  # routes that end here: never on-link
 ARPHRD_ETHER = 1
 IFF_UP = 0x1
 NUD_INCOMPLETE, NUD_FAILED, NUD_NOARP = 0x01, 0x20, 0x40
@@ -74,6 +74,7 @@ class Link:
     interface: Interface
     source: IPAddress  # our address on it, the ARP sender address
     network: ipaddress.IPv4Network | ipaddress.IPv6Network | None  # None when forced with -I
+    own: frozenset[str] = frozenset()  # every address of ours on the interface
 
     @property
     def label(self) -> str:
@@ -133,13 +134,6 @@ def interfaces() -> dict[int, Interface]:
     return found
 
 
-def interface_named(name: str) -> Interface:
-    for interface in interfaces().values():
-        if interface.name == name:
-            return interface
-    raise BadInput(f"--interface {name!r}: no such interface here")
-
-
 def addresses(version: int) -> list[tuple[int, ipaddress.IPv4Interface | ipaddress.IPv6Interface]]:
     """Our addresses: (interface index, address/prefix)."""
     family = socket.AF_INET if version == 4 else socket.AF_INET6
@@ -154,7 +148,8 @@ def addresses(version: int) -> list[tuple[int, ipaddress.IPv4Interface | ipaddre
 
 
 def routes(version: int) -> list[Route]:
-    """Unicast routes of the main table."""
+    """Unicast routes of the main table, and the blackhole, unreachable and
+    prohibit routes that may carve addresses out of an on-link prefix."""
     family = socket.AF_INET if version == 4 else socket.AF_INET6
     width = 32 if version == 4 else 128
     found = []
@@ -162,11 +157,11 @@ def routes(version: int) -> list[Route]:
         _, dst_len, _, _, table, _, _, kind, _ = _RTMSG.unpack_from(message)
         attributes = _attributes(message, _RTMSG.size)
         table = struct.unpack("=I", attributes[RTA_TABLE])[0] if RTA_TABLE in attributes else table
-        if table != RT_TABLE_MAIN or kind != RTN_UNICAST:
+        if table != RT_TABLE_MAIN or kind not in (RTN_UNICAST, RTN_BLACKHOLE, RTN_UNREACHABLE, RTN_PROHIBIT):
             continue
         destination = attributes.get(RTA_DST, bytes(width // 8))
         network = ipaddress.ip_network((_address(destination), dst_len), strict=False)
-        interface = struct.unpack("=I", attributes[RTA_OIF])[0] if RTA_OIF in attributes else 0
+        interface = struct.unpack("=I", attributes[RTA_OIF])[0] if RTA_OIF in attributes and kind == RTN_UNICAST else 0
         gateway = _address(attributes[RTA_GATEWAY]) if RTA_GATEWAY in attributes else None
         source = _address(attributes[RTA_PREFSRC]) if RTA_PREFSRC in attributes else None
         found.append(Route(network, interface, gateway, source))
@@ -255,10 +250,13 @@ class Topology:
         if route is None or not route.on_link:
             return None
         interface = self.interfaces.get(route.interface)
-        if interface is None or not interface.ethernet or interface.mac is None:
+        if interface is None or not interface.ethernet or interface.mac is None or not interface.up:
             return None
         source = route.source or self.source_on(interface, version, route.network)
-        return None if source is None else Link(interface, source, route.network)
+        return None if source is None else Link(interface, source, route.network, self.addresses_on(interface))
+
+    def addresses_on(self, interface: Interface) -> frozenset[str]:
+        return frozenset(str(a.ip) for found in self.local.values() for index, a in found if index == interface.index)
 
     def source_on(self, interface: Interface, version: int, network=None) -> IPAddress | None:
         """Our address on ``interface`` (in ``network`` when one is)."""

@@ -61,6 +61,9 @@ class ProbeConfig:
             where = self.source or ("0.0.0.0" if version == 4 else "::")
             try:
                 sock.bind((where, 0))
+            except socket.gaierror:  # an address of the other IP version
+                sock.close()
+                raise BadInput(f"--source {self.source} is not an IPv{version} address") from None
             except OSError as exc:
                 sock.close()
                 raise BadInput(f"--source {self.source}: {outcomes.reason(exc.errno or 0)}") from None

@@ -117,8 +117,8 @@ def sweep_summary_text(summary: SweepSummary) -> Text:
     text.append(f"{summary.up}", style="bold green" if summary.up else "bold red")
     text.append(f"/{summary.total} hosts up")
     text.append(f" in {summary.elapsed_s:.2f}s", style="dim")
-    text.append(f" via {summary.method}", style="cyan")
-    text.append(f" ({summary.method_reason})", style="dim")
+    text.append(f" via {visible(summary.method)}", style="cyan")  # interface names are anyone's
+    text.append(f" ({visible(summary.method_reason)})", style="dim")
     if summary.interrupted:
         text.append(" (interrupted: partial results)", style="bold yellow")
     return text

@@ -1,7 +1,7 @@
 """MAC address → the vendor it was assigned to, from the IEEE registry.
 
 The registry comes from a maintained source on the system, the first found:
-Debian's ieee-data (the IEEE's own CSV files: MA-L, MA-M and MA-S blocks, so
+Debian's ieee-data (the IEEE's own CSV files: MA-L, MA-M, MA-S and IAB blocks, so
 the most specific assignment wins), else arp-scan's or nmap's copies. Nothing
 is read until a MAC is shown; a lookup reads the files once (about 30 ms) and
 keeps only the prefixes asked for.
@@ -16,7 +16,8 @@ from pathlib import Path
 
 IEEE_DATA = Path("/usr/share/ieee-data")
 # (file, hex digits of the assignment), most specific first
-IEEE_FILES = (("oui36.csv", 9), ("mam.csv", 7), ("oui.csv", 6))
+IEEE_FILES = (("oui36.csv", 9), ("iab.csv", 9), ("mam.csv", 7), ("oui.csv", 6))
+NOT_A_VENDOR = {"private", "ieee registration authority"}  # blocks sub-assigned in MA-M, MA-S and IAB
 FALLBACKS = (Path("/usr/share/arp-scan/ieee-oui.txt"), Path("/usr/share/nmap/nmap-mac-prefixes"))
 _PREFIX_LINE = re.compile(r"^([0-9A-Fa-f]{6})\s+(.+?)\s*$")
 
@@ -35,7 +36,7 @@ def lookup(macs: Iterable[str]) -> dict[str, str]:
     wanted = {mac: _hex(mac) for mac in macs if len(_hex(mac)) == 12 and not locally_administered(mac)}
     if not wanted:
         return {}
-    prefixes = {digits: {h[:digits] for h in wanted.values()} for _, digits in IEEE_FILES}
+    prefixes = {digits: {h[:digits] for h in wanted.values()} for _, digits in IEEE_FILES}  # by length
     found: dict[str, str] = {}  # assignment (hex prefix) → organisation
     if IEEE_DATA.is_dir():
         for name, digits in IEEE_FILES:
@@ -49,7 +50,7 @@ def lookup(macs: Iterable[str]) -> dict[str, str]:
     for mac, digits_text in wanted.items():
         for _, digits in IEEE_FILES:
             organisation = found.get(digits_text[:digits])
-            if organisation and organisation.lower() != "private":
+            if organisation and organisation.lower() not in NOT_A_VENDOR:
                 vendors[mac] = organisation
                 break
     return vendors

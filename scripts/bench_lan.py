@@ -11,7 +11,6 @@ tables of medians.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
 import statistics
@@ -22,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench_sweep import Run, lines, measure, netdiag_rows, nmap_up
-from benchlib import StealMeter, machine
+from benchlib import StealMeter, lab_segment_problem, machine
 
 ROOT = Path(__file__).resolve().parents[1]
 NETDIAG = [sys.executable, "-m", "netdiag"]
@@ -144,8 +143,9 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=4)
     parser.add_argument("--only", type=int, action="append", help="run only scenario N (1-4); repeatable")
     args = parser.parse_args()
-    if not os.environ.get("NETDIAG_LAB") or not os.environ.get("NETLAB_LAN_IFACE"):
-        print("bench_lan: run inside the lab: scripts/netlab python scripts/bench_lan.py", file=sys.stderr)
+    problem = lab_segment_problem()
+    if problem:
+        print(f"bench_lan: {problem}; run inside the lab: scripts/netlab python scripts/bench_lan.py", file=sys.stderr)
         return 2
     print("## LAN sweep benchmark (medians; runs interleaved; neighbour table flushed before each)\n")
     print(f"Machine: {machine()}\n")

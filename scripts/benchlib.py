@@ -4,7 +4,24 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
 from pathlib import Path
+
+LAN_MAC = "02:1a:b0:00:00:01"
+
+
+def lab_segment_problem() -> str | None:
+    """Why this is not the lab's LAN (None when it is): the LAN benchmarks
+    send to 198.18.0.0/15, which must be the lab's own segment, never a real
+    network, whatever the environment says."""
+    if not os.environ.get("NETDIAG_LAB"):
+        return "not inside scripts/netlab"
+    if subprocess.run(["ip", "route", "show", "default"], capture_output=True, text=True, check=False).stdout.strip():
+        return "this namespace has a default route: not the lab"
+    link = subprocess.run(["ip", "-br", "link", "show", "lan0"], capture_output=True, text=True, check=False)
+    if LAN_MAC not in link.stdout:
+        return "the lab's segment lan0 is not here"
+    return None
 
 
 def machine() -> str:

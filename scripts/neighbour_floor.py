@@ -15,10 +15,11 @@ import argparse
 import contextlib
 import errno
 import ipaddress
-import os
 import socket
 import sys
 import time
+
+from benchlib import lab_segment_problem
 
 IP_RECVERR = 11
 SO_SNDBUFFORCE = 32
@@ -50,6 +51,8 @@ def floor(network: str) -> tuple[float, int]:
                     refused += 1
                     time.sleep(0.001)
                     continue
+                if exc.errno not in (errno.ECONNREFUSED, errno.EHOSTUNREACH):
+                    raise
                 _drain_errors(sock)  # an earlier datagram's ICMP error: this one was not sent
     elapsed = time.monotonic() - start
     for sock in sockets:
@@ -70,8 +73,9 @@ def main() -> int:
     parser.add_argument("network")
     parser.add_argument("--timeout", type=float, default=1.0)
     args = parser.parse_args()
-    if not os.environ.get("NETDIAG_LAB"):
-        print("neighbour_floor: run inside scripts/netlab", file=sys.stderr)
+    problem = lab_segment_problem()
+    if problem:
+        print(f"neighbour_floor: {problem}; run inside scripts/netlab", file=sys.stderr)
         return 2
     elapsed, refused = floor(args.network)
     print(f"{elapsed + args.timeout:.3f} {elapsed:.3f} {refused}")

@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import io
-import os
 from dataclasses import dataclass
 
 import pytest
 
 from netdiag.cli import main
 from netdiag.output import Output
+from tests.lab import inside_the_lab
 
-IN_LAB = bool(os.environ.get("NETDIAG_LAB"))
+NOT_LAB = inside_the_lab()
 
 
 def pytest_collection_modifyitems(config, items):
-    if IN_LAB:
+    if NOT_LAB is None:
         return
-    skip = pytest.mark.skip(reason="needs the netlab test network: run `make test` as root")
+    skip = pytest.mark.skip(reason=f"needs the netlab test network ({NOT_LAB}): run `make test` as root")
     for item in items:
         if "lab" in item.keywords:
             item.add_marker(skip)

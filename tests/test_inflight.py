@@ -117,7 +117,7 @@ def test_neighbour_budget_holds_an_entry_for_each_address_for_the_resolution_tim
         assert budget.free(0)
         budget.hold(0)
     assert not budget.free(2999 * MS)
-    assert budget.next_release() == 3000 * MS
+    assert budget.next_release(0) == 3000 * MS
     assert budget.free(3000 * MS) and budget.held() == 0
 
 
@@ -127,7 +127,7 @@ def test_enobufs_limits_the_sweep_to_what_it_holds_for_one_resolution_time():
         budget.hold(0)
     budget.full(1 * MS)
     assert budget.capacity == 50 and not budget.free(2 * MS)
-    assert budget.next_release() == 10 * MS  # the first of ours is freed
+    assert budget.next_release(0) == 10 * MS  # the first of ours is freed
     assert budget.free(10 * MS) and budget.capacity == 50  # ours went; the others' entries may not have yet
     assert budget.free(11 * MS) and budget.capacity == 100  # one resolution time on: the whole table again
     budget.full(20 * MS)
@@ -161,3 +161,12 @@ def test_an_interrupted_schedule_names_the_hosts_still_waiting():
     schedule.refuse(b)
     assert schedule.waiting() == {a, b}
     assert schedule.next_due() == 5 * MS and schedule.pending
+
+
+def test_a_reused_key_keeps_its_own_deadline():
+    table, h = InFlight(10 * MS), host()
+    sent(table, h, "k", 0)
+    assert table.answer("k", 1 * MS) is h
+    sent(table, h, "k", 5 * MS)  # the same key again (a wrapped sequence), due at 15 ms
+    assert list(table.expire(10 * MS)) == []  # the first probe's deadline must not expire the second
+    assert list(table.expire(15 * MS)) == [("k", h)]

@@ -217,8 +217,7 @@ def test_targets_on_and_off_the_segment_are_served_by_the_right_method():
 def test_interface_and_source_options():
     status, doc, _ = sweep_json("-m", "arp", "-I", "lan0", "198.18.0.2", "198.18.0.254")
     assert status == 0 and alive(doc) == {"198.18.0.2", "198.18.0.254"}
-    # an ARP request from another sender address: the replies come back to it, on our MAC
-    status, doc, _ = sweep_json("-m", "arp", "-I", "lan0", "-S", "198.18.14.1", "198.18.0.2")
+    status, doc, _ = sweep_json("-m", "arp", "-S", "198.18.0.1", "198.18.0.2")  # our own: fine
     assert status == 0 and alive(doc) == {"198.18.0.2"}
     status, doc, _ = sweep_json("-I", "lo", "127.1.0.1")  # not Ethernet: the probes are only bound to it
     assert status == 0 and doc["summary"]["method"] == "icmp (raw socket)" and alive(doc) == {"127.1.0.1"}
@@ -237,6 +236,9 @@ def test_interface_and_source_options():
         (["-m", "arp", "198.18.0.2"], tuple(without_net_raw()), "ARP needs CAP_NET_RAW"),
         (["-I", "nope0", "198.18.0.2"], (), "--interface 'nope0': no such interface"),
         (["-m", "arp", "-I", "lo", "127.1.0.1"], (), "--method arp: lo is not an Ethernet interface"),
+        # someone else's address as the ARP sender would poison the neighbours' caches
+        (["-m", "arp", "-S", "198.18.0.254", "198.18.0.2"], (), "is not an address of ours on lan0"),
+        (["-S", "fd00:1ab:10::1", "198.18.0.2"], (), "--source fd00:1ab:10::1 is IPv6, but 198.18.0.2 is IPv4"),
     ],
 )
 def test_arp_refusals_are_one_line_and_exit_2(args, prefix, message):

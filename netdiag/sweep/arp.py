@@ -3,8 +3,9 @@
 ARP is the probe an on-link IPv4 host cannot ignore (it finds hosts that drop
 ping too), and sent from a packet socket it never touches the kernel's
 neighbour table, so a /16 costs no more than its send time plus the timeout.
-Requests carry no sequence number: a reply answers the oldest request in
-flight to its sender address, and replies after the first are ignored.
+Requests carry no sequence number: a reply answers the oldest request still
+in flight to its sender address (with --count, a lost request makes the next
+reply count for it), and a reply with nothing in flight is ignored.
 """
 
 from __future__ import annotations
@@ -13,12 +14,11 @@ import selectors
 import socket
 import time
 
-from netdiag import arp, links, probes
-from netdiag.sweep.engine import Engine
+from netdiag import arp, links, outcomes, probes
+from netdiag.errors import ProbeError
+from netdiag.outcomes import Outcome
+from netdiag.sweep.engine import BURST, Engine
 from netdiag.sweep.inflight import FINISH, RETRY, Host, InFlight, Schedule, next_step
-
-BURST = 256
-EXPIRY_GRAIN_S = 0.001
 
 
 class ArpEngine(Engine):
@@ -27,8 +27,7 @@ class ArpEngine(Engine):
         self.link = link
         self.sock: socket.socket | None = None
         self.selector = selectors.DefaultSelector()
-        self.own = {str(address.ip) for index, address in links.Topology.read().local[4]
-                    if index == link.interface.index}  # fmt: skip
+        self.own = link.own
 
     def close(self) -> None:
         self.selector.close()
@@ -83,8 +82,11 @@ class ArpEngine(Engine):
                     sent_at = time_ns()  # before the send: on a veth the reply is in before it returns
                     try:
                         send(builder.build(packed))
-                    except BlockingIOError:
-                        schedule.refuse(host)
+                    except OSError as exc:
+                        outcome, reason = outcomes.classify(exc.errno or 0)
+                        if outcome is not Outcome.BACK_PRESSURE:
+                            raise ProbeError(f"sending ARP on {link.label}: {reason}") from None
+                        schedule.refuse(host)  # a full transmit queue: again after the wait
                         break
                     self.sent += 1
                     host.rtts.append(None)
@@ -118,14 +120,8 @@ class ArpEngine(Engine):
                     break
                 if sending and schedule.refused is None:
                     continue
-                wake = [t for t in (schedule.next_due(), inflight.next_deadline()) if t]
-                if not schedule.exhausted and gap:
-                    wake.append(self._next_send_ns)
-                if schedule.refused is not None:
-                    wake.append(now + 1)
-                delay = (min(wake) - now) / 1e9 if wake else 0.05
-                if delay > 0:
-                    self.selector.select(min(max(delay, EXPIRY_GRAIN_S), 0.1))
+                send_at = self._send_at(schedule, new_hosts=True)
+                self._sleep(self.selector, now, [inflight.next_deadline(), send_at])
         except KeyboardInterrupt:
             self.interrupted = True
         if stop.is_set() or self.interrupted:

@@ -9,6 +9,7 @@ shows for the same MAC on that interface.
 
 from __future__ import annotations
 
+import os
 import selectors
 import socket
 import time
@@ -36,7 +37,7 @@ def discover(target: LinkDiscovery, options: SweepOptions, stop=None) -> tuple[l
     try:
         selector.register(sock, selectors.EVENT_READ)
         probes.wait_for_arrival_timestamps()
-        cookie = b"netdiag!"
+        cookie = os.urandom(8)  # another sweep's replies are not ours
         builder = EchoRequestBuilder(6, sock.identifier, cookie, with_checksum=False)
         sent_at = time.time_ns()
         sock.sendto(builder.build(1), (target.group, 0, 0, index))
@@ -51,12 +52,13 @@ def discover(target: LinkDiscovery, options: SweepOptions, stop=None) -> tuple[l
         sock.close()
     entries = [(address, mac) for i, address, mac in links.neighbour_entries(6) if i == index]
     macs = {str(address): mac for address, mac in entries}
-    own = links.Topology.read().own_addresses()
+    topology = links.Topology.read()
+    own, interface = topology.own_addresses(), topology.interfaces.get(index)
     results = []
     for address, rtt in sorted(rtts.items(), key=lambda item: item[1]):
         mac = macs.get(address)
-        if address in own:
-            mac = next((i.mac for i in links.interfaces().values() if i.index == index), None)
+        if address in own and interface is not None:
+            mac = interface.mac
         others = tuple(
             str(a) for a, m in entries if m == mac and mac is not None and not a.is_link_local and str(a) != address
         )

@@ -7,15 +7,18 @@ as hosts / send-rate + timeout, never hosts x timeout / threads.
 
 from __future__ import annotations
 
+import selectors
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 
 from netdiag.models import HostResult, HostState
-from netdiag.sweep.inflight import Host
+from netdiag.sweep.inflight import Host, Schedule
 from netdiag.sweep.options import SweepOptions
 
 PROGRESS_EVERY_NS = 100_000_000
+BURST = 256  # probes sent between two reads of the receive queue
+EXPIRY_GRAIN_S = 0.001  # timeouts are kept to within a millisecond
 
 Progress = Callable[[int, int, int], None]  # (hosts done, hosts up, probes sent)
 Emit = Callable[[HostResult, tuple[int, int]], None]  # a result and its place in address order
@@ -64,6 +67,25 @@ class Engine(ABC):
 
     def _take_slot(self, now: int) -> None:
         self._next_send_ns = max(self._next_send_ns, now - self._gap_ns) + self._gap_ns
+
+    # --- waiting
+    def _send_at(self, schedule: Schedule, blocked_until: int = 0, new_hosts: bool = False) -> int | None:
+        """When this engine may send next (None: nothing to send): a refused
+        host or a due follow-up (``new_hosts``: a new host too) may go, but
+        never before back-pressure or --rate allow."""
+        due = 0 if schedule.refused is not None or (new_hosts and not schedule.exhausted) else schedule.next_due()
+        if due is None:
+            return None
+        return max(due, blocked_until, self._next_send_ns if self._gap_ns else 0)
+
+    @staticmethod
+    def _sleep(selector: selectors.BaseSelector, now: int, wakes: list[int | None]) -> None:
+        """Wait for an event or the earliest of ``wakes``: at least 1 ms
+        (deadlines come microseconds apart and expire in batches, and the
+        loop never spins), at most 0.1 s (progress keeps moving)."""
+        times = [t for t in wakes if t is not None]
+        delay = (min(times) - now) / 1e9 if times else 0.05
+        selector.select(min(max(delay, EXPIRY_GRAIN_S), 0.1))
 
     # --- hosts in and results out
     def _finish(self, host: Host, emit: Emit) -> None:

@@ -22,11 +22,9 @@ import time
 
 from netdiag import probes
 from netdiag.icmp import EchoRequestBuilder
-from netdiag.sweep.engine import Engine
+from netdiag.sweep.engine import BURST, Engine
 from netdiag.sweep.inflight import FINISH, RETRY, Host, InFlight, NeighbourBudget, Schedule, next_step
 
-BURST = 256  # requests sent between two reads of the receive queue
-EXPIRY_GRAIN_S = 0.001  # timeouts are kept to within a millisecond
 ENOBUFS_PAUSE_NS = 50_000_000  # the neighbour table is full: look again this much later at most
 ON_LINK_SOCKETS = 8  # datagram sockets for on-link sweeps: each holds a few hundred queued probes
 
@@ -41,7 +39,6 @@ class IcmpEngine(Engine):
         self.pools: dict[int, list[tuple[probes.IcmpSocket, EchoRequestBuilder]]] = {}
         self.identifiers: set[int] = set()  # of our sockets: replies with others are someone else's
         self.selector = selectors.DefaultSelector()
-        self.back_pressure = 0  # sends refused by a full buffer or table
 
     def close(self) -> None:
         self.selector.close()
@@ -176,28 +173,18 @@ class IcmpEngine(Engine):
 
     def _back_off(self, pressure: BlockingIOError, pool: list, turn: int, now: int) -> int:
         """A send was refused for lack of room: when to send again."""
-        self.back_pressure += 1
         if pressure.errno == errno.ENOBUFS and self.budget is not None:
             self.budget.full(now)  # the neighbour table: wait for entries to fail
-            release = self.budget.next_release()
+            release = self.budget.next_release(now)
             return min(release or now, now + ENOBUFS_PAUSE_NS)
         if len(pool) > 1 and turn % len(pool) != len(pool) - 1:
             return now  # another socket of the pool may have room
-        return now + int(EXPIRY_GRAIN_S * 1e9)
+        return now + 1_000_000  # the socket's buffer: a millisecond drains it
 
     def _wait(self, now: int, schedule: Schedule, blocked_until: int) -> None:
-        """Wait for a reply, the next expiry, follow-up, allowed send or free neighbour entry."""
-        wake = [t for t in (schedule.next_due(), self.inflight.next_deadline()) if t]
-        if not schedule.exhausted and self._gap_ns:
-            wake.append(self._next_send_ns)
-        if schedule.refused is not None:
-            wake.append(max(blocked_until, now + 1))
-        if not schedule.exhausted and self.budget is not None and not self.budget.free(now):
-            release = self.budget.next_release()
-            if release is not None:
-                wake.append(release)
-        delay = (min(wake) - now) / 1e9 if wake else 0.05
-        if delay > 0:
-            # At least 1 ms: deadlines come microseconds apart, and waking
-            # for each would spin; they expire in batches.
-            self.selector.select(min(max(delay, EXPIRY_GRAIN_S), 0.1))
+        """Until a reply, the next expiry, a send that may go, or a free neighbour entry."""
+        budget = self.budget
+        room = budget is None or budget.free(now)
+        release = None if room or schedule.exhausted else budget.next_release(now)  # type: ignore[union-attr]
+        send_at = self._send_at(schedule, blocked_until, new_hosts=room)
+        self._sleep(self.selector, now, [self.inflight.next_deadline(), send_at, release])

@@ -13,7 +13,6 @@ import heapq
 import itertools
 from collections import deque
 from collections.abc import Hashable, Iterator
-from typing import Any
 
 from netdiag.models import HostResult, HostState
 
@@ -137,7 +136,7 @@ class InFlight:
 
     def __init__(self, timeout_ns: int) -> None:
         self.timeout_ns = timeout_ns
-        self._probes: dict[Hashable, tuple[Host, int, int]] = {}
+        self._probes: dict[Hashable, tuple[Host, int, int, int]] = {}  # key → (host, slot, sent_ns, deadline)
         self._deadlines: deque[tuple[int, Hashable]] = deque()
         self._sequence = 0
 
@@ -159,8 +158,9 @@ class InFlight:
     def add(self, key: Hashable, host: Host, slot: int, sent_ns: int, now_ns: int) -> None:
         """A probe left at ``sent_ns`` (the stamp replies are measured from);
         it expires ``timeout_ns`` after ``now_ns`` (the loop's clock)."""
-        self._probes[key] = (host, slot, sent_ns)
-        self._deadlines.append((now_ns + self.timeout_ns, key))
+        deadline = now_ns + self.timeout_ns
+        self._probes[key] = (host, slot, sent_ns, deadline)
+        self._deadlines.append((deadline, key))
         host.outstanding += 1
 
     def answer(self, key: Hashable, arrived_ns: int) -> Host | None:
@@ -170,7 +170,7 @@ class InFlight:
         probe = self._probes.get(key)
         if probe is None:
             return None
-        host, slot, sent_ns = probe
+        host, slot, sent_ns, _ = probe
         rtt_ns = arrived_ns - sent_ns
         if rtt_ns > self.timeout_ns:
             return None
@@ -197,18 +197,17 @@ class InFlight:
         """Yield ``(key, host)`` for each probe whose deadline has passed."""
         deadlines, probes = self._deadlines, self._probes
         while deadlines and deadlines[0][0] <= now_ns:
-            key = deadlines.popleft()[1]
-            probe = probes.pop(key, None)
-            if probe is not None:
+            deadline, key = deadlines.popleft()
+            probe = probes.get(key)
+            # the key may have been answered and reused since: only its own deadline counts
+            if probe is not None and probe[3] == deadline:
+                del probes[key]
                 probe[0].outstanding -= 1
                 yield key, probe[0]
 
     def next_deadline(self) -> int | None:
         """The earliest deadline still queued (perhaps of an answered probe)."""
         return self._deadlines[0][0] if self._deadlines else None
-
-    def keys(self) -> list[Any]:
-        return list(self._probes)
 
     def hosts(self) -> set[Host]:
         """Hosts with a probe in flight (an interrupted sweep reports them)."""
@@ -257,7 +256,8 @@ class NeighbourBudget:
         self.capacity = max(self.MINIMUM, min(self.capacity, len(self._holds)))
         self._restore_at = now_ns + self.hold_ns
 
-    def next_release(self) -> int | None:
-        """When an entry is next freed (or the table is tried again)."""
+    def next_release(self, now_ns: int) -> int | None:
+        """When an entry is next freed (or the table is tried again), after ``now_ns``."""
+        self.free(now_ns)  # forget what was freed already
         times = [t for t in (self._holds[0] if self._holds else None, self._restore_at) if t is not None]
         return min(times, default=None)

@@ -51,6 +51,8 @@ class SweepOptions:
             raise BadInput(f"--workers must be between 1 and 10000, not {self.workers}")
         if not self.ports or any(not 0 < p < 65536 for p in self.ports):
             raise BadInput("--port must be between 1 and 65535")
+        if self.method == "tcp" and self.workers is not None and self.workers < len(self.ports):
+            raise BadInput(f"--workers {self.workers} is fewer than the {len(self.ports)} ports each host is tried on")
         if self.source is not None:
             try:
                 ipaddress.ip_address(self.source)
@@ -68,10 +70,11 @@ class Plan:
     label: str  # e.g. "icmp (raw socket)", "arp (lan0)"
     reason: str
     link: links.Link | None = None  # arp: the segment; kernel methods: set when the targets are on-link
+    kind: str | None = None  # icmp: the socket kind, raw or dgram
 
     def on_link(self, link: links.Link) -> Plan:
         """The same method for targets on a directly connected segment."""
-        return Plan(self.method, f"{self.label} on {link.label}", self.reason, link)
+        return Plan(self.method, f"{self.label} on {link.label}", self.reason, link, self.kind)
 
 
 def plan_kernel_method(requested: str, versions: set[int], ports: tuple[int, ...] = (80, 443)) -> Plan:
@@ -92,7 +95,7 @@ def plan_kernel_method(requested: str, versions: set[int], ports: tuple[int, ...
                 if kind == "raw"
                 else "unprivileged ICMP sockets are allowed (net.ipv4.ping_group_range)"
             )
-            return Plan("icmp", f"icmp ({kind} socket)", reason)
+            return Plan("icmp", f"icmp ({kind} socket)", reason, kind=kind)
     if requested == "ping":
         if probes.ping_command() is None:
             raise BadInput("--method ping: no ping command is installed")

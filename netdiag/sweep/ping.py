@@ -42,6 +42,7 @@ class PingEngine(Engine):
         for thread in threads:
             thread.start()
         schedule = Schedule(hosts, options.retries)  # retries happen in the worker
+        taken: set = set()  # queued or being pinged
         queued = 0
         try:
             while not stop.is_set():
@@ -52,6 +53,7 @@ class PingEngine(Engine):
                         schedule.refuse(host)
                         break
                     queued += 1
+                    taken.add(host)
                     self._count_send(now)
                 if not schedule.pending and self.done == queued:
                     break
@@ -62,6 +64,7 @@ class PingEngine(Engine):
                     continue
                 if isinstance(host, NetdiagError):
                     raise host
+                taken.discard(host)
                 self._finish(host, emit)
                 self._report(progress, time.monotonic_ns())
         except KeyboardInterrupt:
@@ -77,4 +80,6 @@ class PingEngine(Engine):
                     todo.put_nowait(None)
                 except queue.Full:
                     break
+        if stop.is_set() or self.interrupted:  # a ping still running is reported as it stands
+            self._finish_unsettled(taken | schedule.waiting(), emit)
         self._report(progress, 0, force=True)

@@ -87,10 +87,14 @@ def plan_groups(runs: list[Run], options: SweepOptions) -> list[Group]:
     if requested == "arp" and not probes.packet_permitted():
         probes.open_arp(options.interface or "lo").close()  # raises with the way to grant it
     arp_allowed: bool | None = None if requested in ("auto", "arp") else False  # asked only when it matters
-    arp_groups: dict[str, Group] = {}
-    kernel_runs: dict[str | None, list[Run]] = {}  # interface name (on-link) or None (routed)
-    links_by_name: dict[str, links.Link] = {}
+    arp_groups: dict[tuple[str, str], Group] = {}  # (interface, our address): the ARP sender per subnet
+    kernel_runs: dict[tuple[str, int] | None, list[Run]] = {}  # (interface, IP version) on-link; None routed
+    links_by_key: dict[tuple[str, int], links.Link] = {}
+    source_version = ipaddress.ip_address(options.source).version if options.source else None
     for version, first, last, name in runs:
+        if source_version is not None and version != source_version:
+            shown = name or str(ipaddress.ip_address(first) if version == 4 else ipaddress.IPv6Address(first))
+            raise BadInput(f"--source {options.source} is IPv{source_version}, but {shown} is IPv{version}")
         pieces = [(first, last, None)] if forced is not None else topology.tables[version].split(first, last)
         for start, end, route in pieces:
             link = forced if forced is not None else topology.ethernet_link(route, version)
@@ -99,7 +103,7 @@ def plan_groups(runs: list[Run], options: SweepOptions) -> list[Group]:
             if link is not None and version == 4 and arp_allowed is None:
                 arp_allowed = probes.packet_permitted()
             if link is not None and version == 4 and arp_allowed:
-                group = arp_groups.setdefault(link.label, Group(arp_plan(link, requested)))
+                group = arp_groups.setdefault((link.label, str(link.source)), Group(arp_plan(link, requested)))
                 group.runs.append((version, start, end, name))
                 continue
             if requested == "arp":
@@ -108,15 +112,16 @@ def plan_groups(runs: list[Run], options: SweepOptions) -> list[Group]:
                     f"--method arp: {shown} is not on a directly connected Ethernet segment"
                     + ("" if version == 4 else " (ARP is IPv4 only)")
                 )
-            if link is not None:
-                links_by_name[link.label] = link
-            kernel_runs.setdefault(link.label if link else None, []).append((version, start, end, name))
+            key = (link.label, version) if link is not None else None
+            if key is not None:
+                links_by_key[key] = link  # type: ignore[assignment]
+            kernel_runs.setdefault(key, []).append((version, start, end, name))
     groups = list(arp_groups.values())
     if kernel_runs:
         versions = {run[0] for found in kernel_runs.values() for run in found}
         kernel = plan_kernel_method(requested if requested in KERNEL_METHODS else "auto", versions, options.ports)
-        for label, found in kernel_runs.items():
-            plan = kernel if label is None else kernel.on_link(links_by_name[label])
+        for key, found in kernel_runs.items():
+            plan = kernel if key is None else kernel.on_link(links_by_key[key])
             groups.append(Group(plan, found))
     return groups
 
@@ -133,20 +138,25 @@ def _forced_link(topology: links.Topology, options: SweepOptions) -> links.Link 
     source = ipaddress.ip_address(options.source) if options.source else topology.source_on(interface, version)
     if source is None:
         raise BadInput(f"--interface {interface.name}: it has no IPv{version} address; give one with --source")
-    return links.Link(interface, source, None)
+    return links.Link(interface, source, None, topology.addresses_on(interface))
 
 
 def build_engine(group: Group, options: SweepOptions) -> Engine:
     plan = group.plan
     if plan.method == "arp":
         link = plan.link
-        if options.source and link is not None and link.network is not None:
+        assert link is not None  # an ARP plan is always for a segment
+        if options.source:
+            if options.source not in link.own:
+                # A request from someone else's address would point every
+                # neighbour's cache for that address at us.
+                raise BadInput(f"--source {options.source} is not an address of ours on {link.label}: ARP would "
+                               f"poison the neighbours' caches for it")  # fmt: skip
             link = replace(link, source=ipaddress.ip_address(options.source))
-        return ArpEngine(options, link)  # type: ignore[arg-type]
+        return ArpEngine(options, link)
     budget = _neighbour_budget(plan.link) if plan.link is not None else None
     if plan.method == "icmp":
-        kind = "raw" if "raw" in plan.label else "dgram"
-        return IcmpEngine(options, kind, budget)
+        return IcmpEngine(options, plan.kind or "raw", budget)
     if plan.method == "tcp":
         return TcpEngine(options, budget)
     return PingEngine(options)

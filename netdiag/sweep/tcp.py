@@ -10,7 +10,7 @@ import time
 
 from netdiag import outcomes, probes
 from netdiag.limits import raise_descriptor_limit
-from netdiag.sweep.engine import Engine
+from netdiag.sweep.engine import EXPIRY_GRAIN_S, Engine
 from netdiag.sweep.inflight import FINISH, RETRY, Host, InFlight, NeighbourBudget, Schedule, next_step
 
 
@@ -90,13 +90,15 @@ class TcpEngine(Engine):
                     attempt(host, now)
                 if not schedule.pending and not len(inflight):
                     break
-                wake = [t for t in (inflight.next_deadline(), schedule.next_due()) if t]
-                if not schedule.exhausted and self._gap_ns:
-                    wake.append(self._next_send_ns)
-                if not schedule.exhausted and budget is not None and (release_at := budget.next_release()):
-                    wake.append(release_at)
-                delay = max((min(wake) - now) / 1e9, 0) if wake else 0.05
-                for key, _ in self.selector.select(min(delay, 0.1)):
+                wakes = [inflight.next_deadline()]
+                if len(inflight) + len(options.ports) <= self.limit:  # else only a settled connect makes room
+                    room = budget is None or budget.free(now)
+                    wakes.append(self._send_at(schedule, new_hosts=room))
+                    if not room and not schedule.exhausted:
+                        wakes.append(budget.next_release(now))  # type: ignore[union-attr]
+                times = [t for t in wakes if t is not None]
+                delay = (min(times) - now) / 1e9 if times else 0.05
+                for key, _ in self.selector.select(min(max(delay, EXPIRY_GRAIN_S), 0.1)):
                     sock = key.fileobj
                     began = inflight.sent_ns(sock)
                     host = inflight.take(sock)

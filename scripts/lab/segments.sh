@@ -25,8 +25,11 @@ set -euo pipefail
 die() { echo "netlab segments: $*" >&2; exit 2; }
 
 # Never shadow the host's /run/netns or add links to the host's namespace.
-[[ $(readlink /proc/self/ns/net) != "$(readlink /proc/1/ns/net)" ]] || die "not in a private network namespace"
-[[ $(readlink /proc/self/ns/mnt) != "$(readlink /proc/1/ns/mnt)" ]] || die "not in a private mount namespace"
+# (netlab records the namespaces it started from: PID 1's may not be readable.)
+[[ -n ${NETLAB_HOST_NET:-} && -n ${NETLAB_HOST_MNT:-} ]] || die "run by scripts/netlab only"
+own_net=$(readlink /proc/self/ns/net) && own_mnt=$(readlink /proc/self/ns/mnt) || die "cannot read namespaces"
+[[ $own_net != "$NETLAB_HOST_NET" ]] || die "not in a private network namespace"
+[[ $own_mnt != "$NETLAB_HOST_MNT" ]] || die "not in a private mount namespace"
 
 # Named namespaces on a tmpfs of the lab's private mount namespace: they
 # vanish with the lab, and nothing is ever bound on the host's /run/netns

@@ -11,6 +11,26 @@ ROOT = Path(__file__).resolve().parents[2]
 NETLAB = ROOT / "scripts" / "netlab"
 
 
+LAN_MAC = "02:1a:b0:00:00:01"
+
+
+def inside_the_lab() -> str | None:
+    """Why this is not the lab (None when it is): lab tests send to
+    198.18.0.0/15, which must be the lab's own segments, never a real
+    network. NETDIAG_LAB alone is an environment variable anyone can set."""
+    if not os.environ.get("NETDIAG_LAB"):
+        return "not inside scripts/netlab"
+    if os.readlink("/proc/self/ns/net") == os.environ.get("NETLAB_HOST_NET", ""):
+        return "NETDIAG_LAB is set, but this is the machine's own network namespace"
+    routes = subprocess.run(["ip", "route", "show", "default"], capture_output=True, text=True, check=False)
+    if routes.stdout.strip():
+        return "NETDIAG_LAB is set, but this namespace has a default route"
+    link = subprocess.run(["ip", "-br", "link", "show", "lan0"], capture_output=True, text=True, check=False)
+    if LAN_MAC not in link.stdout:
+        return "NETDIAG_LAB is set, but the lab's segment lan0 is not here"
+    return None
+
+
 def netdiag_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "netdiag", *args]
 
