@@ -6,9 +6,13 @@ import ipaddress
 import math
 import subprocess
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from netdiag import links, probes
+from netdiag import probes
 from netdiag.errors import BadInput, ProbePermissionError
+
+if TYPE_CHECKING:
+    from netdiag import links
 
 METHODS = ("auto", "arp", "icmp", "ping", "tcp")
 KERNEL_METHODS = ("icmp", "ping", "tcp")  # the kernel resolves on-link neighbours for these
@@ -140,6 +144,8 @@ def on_link_note(plan: Plan, requested: str) -> str | None:
     """What to tell the user when the kernel resolves on-link targets."""
     if plan.link is None or plan.method == "arp":
         return None
+    from netdiag import links
+
     version = plan.link.source.version
     cost = (
         f"the kernel resolves each address with {'ARP' if version == 4 else 'neighbour discovery'}, "

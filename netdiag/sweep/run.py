@@ -17,14 +17,12 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from operator import itemgetter
+from typing import TYPE_CHECKING
 
-from netdiag import links, probes, resolver
+from netdiag import probes, resolver
 from netdiag.errors import BadInput, NetdiagError
 from netdiag.models import HostResult, HostState, MethodUse, SweepReport, SweepSummary
-from netdiag.sweep.arp import ArpEngine
-from netdiag.sweep.discover import discover
 from netdiag.sweep.engine import Emit, Engine, Progress
-from netdiag.sweep.icmp import IcmpEngine
 from netdiag.sweep.inflight import NeighbourBudget
 from netdiag.sweep.options import (
     KERNEL_METHODS,
@@ -34,10 +32,11 @@ from netdiag.sweep.options import (
     on_link_note,
     plan_kernel_method,
 )
-from netdiag.sweep.ping import PingEngine
-from netdiag.sweep.tcp import TcpEngine
 from netdiag.targets import HostName, LinkDiscovery, Target, Unresolved, iter_runs, run_texts
 from netdiag.workers import TIMED_OUT, iter_with_deadline
+
+if TYPE_CHECKING:
+    from netdiag import links
 
 OnResult = Callable[[HostResult], None]
 Run = tuple[int, int, int, str | None]  # (version, first, last, hostname)
@@ -80,6 +79,13 @@ def resolve_names(targets: Iterable[Target], timeout: float) -> dict[str, list |
 def plan_groups(runs: list[Run], options: SweepOptions) -> list[Group]:
     """Split the runs by segment and method (see the module docstring)."""
     requested = options.method
+    if requested != "arp" and not options.interface and all(_on_loopback(run) for run in runs):
+        # never on a link layer: the kernel method, without reading the kernel's tables
+        versions = {run[0] for run in runs}
+        return [Group(plan_kernel_method(requested if requested in KERNEL_METHODS else "auto", versions,
+                                         options.ports), runs)]  # fmt: skip
+    from netdiag import links
+
     topology = links.Topology.read()
     forced = _forced_link(topology, options) if options.interface else None
     if options.interface and forced is None and requested == "arp":
@@ -126,6 +132,16 @@ def plan_groups(runs: list[Run], options: SweepOptions) -> list[Group]:
     return groups
 
 
+LOOPBACK_V4 = (0x7F000000, 0x7FFFFFFF)  # 127.0.0.0/8
+
+
+def _on_loopback(run: Run) -> bool:
+    version, first, last, _ = run
+    if version == 4:
+        return LOOPBACK_V4[0] <= first and last <= LOOPBACK_V4[1]
+    return first == last == 1  # ::1
+
+
 def _forced_link(topology: links.Topology, options: SweepOptions) -> links.Link | None:
     """-I: on an Ethernet interface, every target is taken to be on its
     segment; elsewhere (loopback, a tunnel) probes are only bound to it."""
@@ -138,12 +154,18 @@ def _forced_link(topology: links.Topology, options: SweepOptions) -> links.Link 
     source = ipaddress.ip_address(options.source) if options.source else topology.source_on(interface, version)
     if source is None:
         raise BadInput(f"--interface {interface.name}: it has no IPv{version} address; give one with --source")
+    from netdiag import links
+
     return links.Link(interface, source, None, topology.addresses_on(interface))
 
 
 def build_engine(group: Group, options: SweepOptions) -> Engine:
+    """The engine for a group; engine modules are imported only when used
+    (start-up is part of every sweep's time)."""
     plan = group.plan
     if plan.method == "arp":
+        from netdiag.sweep.arp import ArpEngine
+
         link = plan.link
         assert link is not None  # an ARP plan is always for a segment
         if options.source:
@@ -156,13 +178,21 @@ def build_engine(group: Group, options: SweepOptions) -> Engine:
         return ArpEngine(options, link)
     budget = _neighbour_budget(plan.link) if plan.link is not None else None
     if plan.method == "icmp":
+        from netdiag.sweep.icmp import IcmpEngine
+
         return IcmpEngine(options, plan.kind or "raw", budget)
     if plan.method == "tcp":
+        from netdiag.sweep.tcp import TcpEngine
+
         return TcpEngine(options, budget)
+    from netdiag.sweep.ping import PingEngine
+
     return PingEngine(options)
 
 
 def _neighbour_budget(link: links.Link) -> NeighbourBudget:
+    from netdiag import links
+
     hold = links.resolution_time(link.label, link.source.version) + HOLD_MARGIN_S
     return NeighbourBudget(links.neighbour_capacity(link.source.version), int(hold * 1e9))
 
@@ -223,6 +253,8 @@ def run_sweep(
         try:
             for target in targets:
                 if isinstance(target, LinkDiscovery) and not stop.is_set():
+                    from netdiag.sweep.discover import discover
+
                     found, sent = discover(target, options, stop)
                     discovery_probes += sent
                     discovered += len(found)
@@ -302,6 +334,8 @@ def _annotate(results: list[HostResult], options: SweepOptions, groups: list[Gro
         return results  # nothing on a link layer: no MACs to add (a loopback or routed sweep)
     macs: dict[str, str] = {}
     if any(g.plan.link is not None and g.plan.method != "arp" for g in groups):
+        from netdiag import links
+
         try:
             macs = links.neighbours()
         except OSError:
