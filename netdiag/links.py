@@ -10,6 +10,7 @@ the main table; policy routing rules are not evaluated.
 from __future__ import annotations
 
 import bisect
+import errno
 import ipaddress
 import os
 import socket
@@ -30,7 +31,7 @@ _RTMSG = struct.Struct("=BBBBBBBBI")  # family, dst len, src len, tos, table, pr
 _NDMSG = struct.Struct("=BxxxiHBB")  # family, index, state, flags, type
 
 NLMSG_ERROR, NLMSG_DONE = 2, 3
-NLM_F_REQUEST, NLM_F_DUMP = 0x1, 0x300
+NLM_F_REQUEST, NLM_F_DUMP, NLM_F_DUMP_INTR = 0x1, 0x300, 0x10
 RTM_GETLINK, RTM_GETADDR, RTM_GETROUTE, RTM_GETNEIGH = 18, 22, 26, 30
 IFLA_ADDRESS, IFLA_IFNAME = 1, 3
 IFA_ADDRESS, IFA_LOCAL = 1, 2
@@ -82,28 +83,38 @@ class Link:
 
 
 def _dump(message_type: int, family: int, body: bytes) -> Iterator[bytes]:
-    """Send one dump request for ``family`` (``body``: the request's fixed
-    header); yield each answer's payload (fixed header, then attributes)."""
+    """Send one dump request (``body``: the request's fixed header); yield
+    each answer's payload (fixed header, then attributes)."""
     with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE) as sock:
         sock.bind((0, 0))
-        request = body or bytes([family]) + bytes(15)
-        sock.send(_NLMSG.pack(_NLMSG.size + len(request), message_type, NLM_F_REQUEST | NLM_F_DUMP, 1, 0) + request)
+        sock.send(_NLMSG.pack(_NLMSG.size + len(body), message_type, NLM_F_REQUEST | NLM_F_DUMP, 1, 0) + body)
         while True:
-            data = sock.recv(1 << 16)
-            offset = 0
-            while offset + _NLMSG.size <= len(data):
-                length, kind, _, _, _ = _NLMSG.unpack_from(data, offset)
-                if length < _NLMSG.size:
-                    return
-                if kind == NLMSG_DONE:
-                    return
-                if kind == NLMSG_ERROR:
-                    (code,) = struct.unpack_from("=i", data, offset + _NLMSG.size)
-                    if code:
-                        raise OSError(-code, os.strerror(-code))
-                    return
-                yield data[offset + _NLMSG.size : offset + length]
-                offset += (length + 3) & ~3
+            payloads: list[bytes] = []
+            done = parse_messages(sock.recv(1 << 16), payloads)
+            yield from payloads
+            if done:
+                return
+
+
+def parse_messages(data: bytes, payloads: list[bytes]) -> bool:
+    """Append the payloads of one netlink datagram's messages; True once the
+    dump is done. The kernel's errors (in NLMSG_ERROR, or NLMSG_DONE's own
+    code when it ended a dump early) and malformed lengths raise OSError."""
+    offset = 0
+    while offset + _NLMSG.size <= len(data):
+        length, kind, flags, _, _ = _NLMSG.unpack_from(data, offset)
+        if length < _NLMSG.size or offset + length > len(data):
+            raise OSError(errno.EBADMSG, f"netlink message of length {length} at {offset}")
+        if kind in (NLMSG_DONE, NLMSG_ERROR):
+            code = struct.unpack_from("=i", data, offset + _NLMSG.size)[0] if length >= _NLMSG.size + 4 else 0
+            if code:
+                raise OSError(-code, os.strerror(-code))
+            return True
+        if flags & NLM_F_DUMP_INTR:
+            raise OSError(errno.EAGAIN, "the kernel's table changed during the dump")
+        payloads.append(data[offset + _NLMSG.size : offset + length])
+        offset += (length + 3) & ~3
+    return False
 
 
 def _attributes(message: bytes, start: int) -> dict[int, bytes]:
@@ -233,14 +244,18 @@ class Topology:
 
     @classmethod
     def read(cls) -> Topology:
-        try:
-            return cls(
-                interfaces(),
-                {v: RouteTable(v, routes(v)) for v in (4, 6)},
-                {v: addresses(v) for v in (4, 6)},
-            )
-        except OSError:  # no netlink (not Linux, or a seccomp jail): nothing is on-link
-            return cls({}, {v: RouteTable(v, []) for v in (4, 6)}, {4: [], 6: []})
+        for _ in range(3):  # a table that changed during the dump is read again
+            try:
+                return cls(
+                    interfaces(),
+                    {v: RouteTable(v, routes(v)) for v in (4, 6)},
+                    {v: addresses(v) for v in (4, 6)},
+                )
+            except OSError as exc:
+                if exc.errno != errno.EAGAIN:
+                    break
+        # no netlink (not Linux, or a seccomp jail): nothing is on-link, the kernel methods serve all
+        return cls({}, {v: RouteTable(v, []) for v in (4, 6)}, {4: [], 6: []})
 
     def own_addresses(self) -> set[str]:
         return {str(a.ip) for found in self.local.values() for _, a in found}

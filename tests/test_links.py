@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import itertools
 import socket
+import struct
 
 import pytest
 from hypothesis import given
@@ -117,3 +119,32 @@ def test_vendors_come_from_the_ieee_registry():
     assert found == {"00:16:3e:1a:b0:0a": "Xensource, Inc.", "00-16-3E-00-00-01": "Xensource, Inc."}
     # the MA-S block 70:B3:D5:F2:F is more specific than the MA-L 70:B3:D5 (IEEE's own)
     assert vendors.lookup(["70:b3:d5:f2:f0:01"]) == {"70:b3:d5:f2:f0:01": "TELEPLATFORMS"}
+
+
+def netlink(kind: int, payload: bytes, flags: int = 2) -> bytes:
+    message = struct.pack("=IHHII", 16 + len(payload), kind, flags, 1, 0) + payload
+    return message + bytes(-len(message) % 4)
+
+
+def test_netlink_messages_are_split_aligned_until_done():
+    payloads: list[bytes] = []
+    data = netlink(24, b"abcde") + netlink(24, b"xyz")
+    assert links.parse_messages(data, payloads) is False  # a dump goes on in the next datagram
+    assert payloads == [b"abcde", b"xyz"]
+    assert links.parse_messages(netlink(links.NLMSG_DONE, struct.pack("=i", 0)), payloads) is True
+
+
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [
+        (netlink(links.NLMSG_ERROR, struct.pack("=i", -1) + bytes(16)), 1),  # EPERM
+        (netlink(links.NLMSG_DONE, struct.pack("=i", -16)), 16),  # a dump the kernel ended early (EBUSY)
+        (netlink(24, b"x", flags=2 | links.NLM_F_DUMP_INTR), errno.EAGAIN),  # the table changed meanwhile
+        (struct.pack("=IHHII", 8, 24, 2, 1, 0), errno.EBADMSG),  # shorter than its own header
+        (struct.pack("=IHHII", 400, 24, 2, 1, 0), errno.EBADMSG),  # longer than the datagram
+    ],
+)
+def test_netlink_errors_are_not_taken_for_an_empty_table(data, code):
+    with pytest.raises(OSError) as raised:
+        links.parse_messages(data, [])
+    assert raised.value.errno == code
