@@ -127,9 +127,9 @@ def test_a_full_neighbour_table_is_back_pressure_not_lost_hosts(prefix):
     sweep's first sends meet ENOBUFS and must wait, not lose hosts.
 
     In the lab every namespace shares that one table, so while it is full
-    the peers cannot make an entry for us and do not answer ARP either (a
-    real peer has its own table): the first probe to a live host can go
-    unanswered, and --retries recovers it, as on a congested segment."""
+    the peer could not make an entry for us to answer our ARP requests (a
+    real peer has its own table): one ping first gives it that entry."""
+    subprocess.run(["ping", "-c", "1", "-W", "1", "198.19.0.101"], capture_output=True, check=True)
     _, refused = fill_neighbour_table("198.19.64.0/21")  # 2,046 dead addresses, more than the table holds
     assert refused > 0  # the table really was full
     method = ["-m", "icmp"] if not prefix else []

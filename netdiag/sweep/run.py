@@ -43,6 +43,7 @@ Run = tuple[int, int, int, str | None]  # (version, first, last, hostname)
 DISCOVERED_AFTER = 1 << 128  # link discovery: after the IPv6 addresses swept, fastest first
 UNRESOLVED_ORDER = 7  # unresolved names sort after every address, in input order
 HOLD_MARGIN_S = 0.2  # past the kernel's resolution time before an entry counts as freed
+NEIGHBOUR_HEADROOM = 64  # entries of the machine's table a sweep leaves to everyone else
 
 
 @dataclass
@@ -194,7 +195,10 @@ def _neighbour_budget(link: links.Link) -> NeighbourBudget:
     from netdiag import links
 
     hold = links.resolution_time(link.label, link.source.version) + HOLD_MARGIN_S
-    return NeighbourBudget(links.neighbour_capacity(link.source.version), int(hold * 1e9))
+    # The table is the whole machine's: a sweep that filled it would stop the
+    # host itself (and the very peers it probes, in a lab) resolving anyone.
+    capacity = links.neighbour_capacity(link.source.version) - NEIGHBOUR_HEADROOM
+    return NeighbourBudget(capacity, int(hold * 1e9))
 
 
 def run_sweep(
