@@ -42,10 +42,6 @@ class Host:
         self.reason: str | None = None  # set by an error answer: unreachable
         self.mac: str | None = None
 
-    @property
-    def order(self) -> tuple[int, int]:
-        return self.version, self.number
-
     def result(self) -> HostResult:
         if self.replies:
             state, reason = HostState.UP, None
@@ -237,9 +233,6 @@ class NeighbourBudget:
         self.hold_ns = hold_ns
         self._holds: deque[int] = deque()  # when each entry we made may be reclaimed
         self._restore_at: int | None = None
-
-    def held(self) -> int:
-        return len(self._holds)
 
     def free(self, now_ns: int) -> bool:
         holds = self._holds
