@@ -312,7 +312,7 @@ def _show_sweep(out: Output, report, parsed, *, alive: bool, show_map: bool, jso
     show_loss = any(r.sent > 1 for r in report.results)
     show_mac = any(r.mac for r in shown)
     rich_table = bool(shown) and out.rich_tables and len(shown) <= columns.RICH_TABLE_MAX_ROWS
-    maps = [t for t in parsed if show_map and isinstance(t, AddressBlock) and len(t) > 1]  # one host: no map
+    maps = [t for t in parsed if show_map and isinstance(t, AddressBlock) and t.size > 1]  # one host: no map
     if rich_table or maps or out.stderr_is_terminal:
         from netdiag import render  # rich: only when something is drawn with it
     if rich_table:
@@ -322,7 +322,7 @@ def _show_sweep(out: Output, report, parsed, *, alive: bool, show_map: bool, jso
     if maps:
         by_address = {r.address: r for r in report.results}
         for block in maps:
-            if len(block) <= render.MAP_MAX:
+            if block.size <= render.MAP_MAX:
                 out.out.print(render.subnet_map(block, by_address))
             else:
                 out.warn(f"--map: {block.source} is larger than a /24; no map drawn")

@@ -36,7 +36,9 @@ class AddressBlock:
     def version(self) -> int:
         return self.first.version
 
-    def __len__(self) -> int:
+    @property
+    def size(self) -> int:
+        """Addresses in the block: an IPv6 /64 has 2**64, more than len() may return."""
         return int(self.last) - int(self.first) + 1
 
     def __iter__(self) -> Iterator[IPAddress]:
@@ -79,9 +81,9 @@ def parse_target(text: str, *, force: bool = False) -> Target:
         if address.is_multicast:
             return _parse_discovery(address, spec)
         block = AddressBlock(address, address, spec)
-    if not force and len(block) > MAX_ADDRESSES:
+    if not force and block.size > MAX_ADDRESSES:
         raise TargetError(
-            f"{spec}: {len(block):,} addresses is more than {MAX_ADDRESSES:,}; add --force to sweep it anyway"
+            f"{spec}: {block.size:,} addresses is more than {MAX_ADDRESSES:,}; add --force to sweep it anyway"
         )
     return block
 
@@ -161,8 +163,15 @@ def _parse_hostname(spec: str) -> HostName:
 
 
 def parse_targets(texts: Iterable[str], *, force: bool = False) -> list[Target]:
-    """Parse every target string before anything is sent."""
-    return [parse_target(text, force=force) for text in texts]
+    """Parse every target string before anything is sent. The limit of
+    MAX_ADDRESSES applies to the whole list, not to each target."""
+    targets = [parse_target(text, force=force) for text in texts]
+    total = count_addresses(targets)
+    if not force and total > MAX_ADDRESSES:
+        raise TargetError(
+            f"{len(targets):,} targets make {total:,} addresses, more than {MAX_ADDRESSES:,}; add --force to sweep them"
+        )
+    return targets
 
 
 def read_target_lines(lines: Iterable[str]) -> Iterator[str]:
@@ -298,4 +307,4 @@ def run_texts(version: int, first: int, last: int, name: str | None) -> Iterator
 
 def count_addresses(targets: Iterable[Target]) -> int:
     """Addresses the blocks cover (hostnames count one each), before dedup."""
-    return sum(len(t) if isinstance(t, AddressBlock) else 0 if isinstance(t, LinkDiscovery) else 1 for t in targets)
+    return sum(t.size if isinstance(t, AddressBlock) else 0 if isinstance(t, LinkDiscovery) else 1 for t in targets)

@@ -378,3 +378,19 @@ def test_timeout_shorter_than_the_send_phase_loses_no_answer(prefix):
     assert status == 0
     assert doc["summary"]["up"] == 8191
     assert alive_set(doc) == expected_127_3("127.3.0.0/18")
+
+
+def test_a_forced_ipv6_slash_64_is_swept_lazily_and_interrupted_with_results():
+    """2**64 addresses: refused without --force; with it the sweep starts at
+    once (nothing is materialised) and Ctrl-C keeps what it learned."""
+    refused = run_netdiag("sweep", "fd00:1ab:1::/64")
+    assert refused.returncode == 2 and b"add --force" in refused.stderr
+    process = subprocess.Popen(netdiag_command("sweep", "--force", "--json", "-n", "fd00:1ab:1::/64"),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    time.sleep(1.5)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, stderr
+    doc = json.loads(stdout)
+    assert doc["summary"]["interrupted"] is True and doc["summary"]["up"] > 0
+    assert doc["results"][0]["address"] == "fd00:1ab:1::1"

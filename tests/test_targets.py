@@ -43,7 +43,7 @@ def addresses(*texts, resolve=None):
 def test_address_forms(text, first, last, count):
     block = parse_target(text)
     assert isinstance(block, AddressBlock)
-    assert (str(block.first), str(block.last), len(block)) == (first, last, count)
+    assert (str(block.first), str(block.last), block.size) == (first, last, count)
     assert len(list(block)) == count
 
 
@@ -78,8 +78,8 @@ def test_bad_targets_are_target_errors(text, message):
 def test_size_limit_needs_force():
     with pytest.raises(TargetError, match="--force"):
         parse_target("127.0.0.0/15")
-    assert len(parse_target("127.0.0.0/16")) == MAX_ADDRESSES - 2
-    assert len(parse_target("127.0.0.0/8", force=True)) == 2**24 - 2
+    assert parse_target("127.0.0.0/16").size == MAX_ADDRESSES - 2
+    assert parse_target("127.0.0.0/8", force=True).size == 2**24 - 2
 
 
 def test_a_slash_8_is_never_materialised():
@@ -157,7 +157,7 @@ def ranges(draw):
 def test_every_address_lies_in_its_input_and_counts_are_exact(text):
     block = parse_target(text)
     produced = list(block)
-    assert len(produced) == len(block)
+    assert len(produced) == block.size
     assert len(set(produced)) == len(produced)
     if "/" in text:
         network = ipaddress.ip_network(text, strict=False)
@@ -174,7 +174,7 @@ def test_every_address_lies_in_its_input_and_counts_are_exact(text):
         assert len(produced) == int(last) - int(first) + 1
 
 
-@given(st.lists(st.one_of(networks(), ranges()).filter(lambda t: len(parse_target(t)) <= 600), max_size=4))
+@given(st.lists(st.one_of(networks(), ranges()).filter(lambda t: parse_target(t).size <= 600), max_size=4))
 def test_union_is_deduplicated_and_exact(texts):
     produced = addresses(*texts)
     expected = set()
@@ -184,7 +184,7 @@ def test_union_is_deduplicated_and_exact(texts):
     assert set(produced) == expected
 
 
-@given(st.lists(st.one_of(networks(), ranges()).filter(lambda t: len(parse_target(t)) <= 600), max_size=3))
+@given(st.lists(st.one_of(networks(), ranges()).filter(lambda t: parse_target(t).size <= 600), max_size=3))
 def test_address_texts_match_the_address_objects(texts):
     targets = parse_targets(texts)
     fast = [(text, version) for text, version, _, _ in iter_address_texts(targets)]
@@ -198,3 +198,21 @@ def test_no_string_makes_the_parser_raise_anything_else(text):
     except NetdiagError as exc:
         assert isinstance(exc, TargetError)
         assert str(exc)
+
+
+def test_ipv6_networks_of_any_size_are_refused_without_force_and_lazy_with_it():
+    for text in ["2001:db8::/64", "::/0", "fe80::%lo/64", "2001:db8::/48"]:
+        with pytest.raises(TargetError, match="add --force"):
+            parse_target(text)
+    block = parse_target("fd00:1ab:1::/64", force=True)
+    assert block.size == 2**64 - 1  # the subnet-router anycast address is left out
+    first_three = list(itertools.islice(iter_address_texts([block]), 3))  # never materialised
+    assert [text for text, *_ in first_three] == ["fd00:1ab:1::1", "fd00:1ab:1::2", "fd00:1ab:1::3"]
+
+
+def test_the_address_limit_is_for_the_whole_sweep():
+    sixteens = [f"127.{i}.0.0/16" for i in range(1, 3)]
+    with pytest.raises(TargetError, match="2 targets make 131,068 addresses"):
+        parse_targets(sixteens)
+    assert len(parse_targets(sixteens, force=True)) == 2
+    assert len(parse_targets(["127.1.0.0/17", "127.2.0.0/17"])) == 2  # 65,532 in all: allowed

@@ -67,7 +67,6 @@ class IcmpEngine(Engine):
         inflight = self.inflight = InFlight(int(options.timeout * 1e9))
         schedule = Schedule(hosts, options.retries)
         backlog: dict[int, list] = {}  # id(socket) → messages read while sending
-        received: list = []
         blocked_until = 0  # back-pressure: no sends before this
         monotonic_ns, time_ns = time.monotonic_ns, time.time_ns
         turn = 0  # next socket of a pool to send from
@@ -132,29 +131,7 @@ class IcmpEngine(Engine):
                 now = monotonic_ns()  # one reading decides both what is parsed and what expires
                 deadline = inflight.next_deadline()
                 expiring = deadline is not None and deadline <= now
-                for pool in self.pools.values():
-                    for sock, _ in pool:
-                        messages = backlog.setdefault(id(sock), [])
-                        sock.read(messages)
-                        if not sending or expiring:
-                            sock.parse(messages, received)
-                            messages.clear()
-                identifiers = self.identifiers
-                for answer in received:
-                    if answer.identifier not in identifiers:
-                        continue  # someone else's ping
-                    key = (answer.address, answer.sequence)
-                    if type(answer) is probes.Reply:
-                        if answer.cookie != self.cookie:
-                            continue
-                        host = inflight.answer(key, answer.received_ns)
-                    else:
-                        host = inflight.take(key)
-                        if host is not None:
-                            host.reason = answer.reason
-                    if host is not None:
-                        settle(host)
-                received.clear()
+                self._read_and_match(backlog, not sending or expiring, settle)
 
                 for _, host in inflight.expire(now):
                     settle(host)
@@ -168,8 +145,36 @@ class IcmpEngine(Engine):
         except KeyboardInterrupt:
             self.interrupted = True
         if stop.is_set() or self.interrupted:
+            self._read_and_match(backlog, True, settle)  # replies already in: learned, not lost
             self._finish_unsettled(inflight.hosts() | schedule.waiting(), emit)
         self._report(progress, 0, force=True)
+
+    def _read_and_match(self, backlog: dict[int, list], match: bool, settle) -> None:
+        """Read every socket; with ``match``, parse what was read (now and
+        before) and settle the hosts it answers."""
+        received: list = []
+        for pool in self.pools.values():
+            for sock, _ in pool:
+                messages = backlog.setdefault(id(sock), [])
+                sock.read(messages)
+                if match:
+                    sock.parse(messages, received)
+                    messages.clear()
+        identifiers, inflight = self.identifiers, self.inflight
+        for answer in received:
+            if answer.identifier not in identifiers:
+                continue  # someone else's ping
+            key = (answer.address, answer.sequence)
+            if type(answer) is probes.Reply:
+                if answer.cookie != self.cookie:
+                    continue
+                host = inflight.answer(key, answer.received_ns)
+            else:
+                host = inflight.take(key)
+                if host is not None:
+                    host.reason = answer.reason
+            if host is not None:
+                settle(host)
 
     def _back_off(self, pressure: BlockingIOError, pool: list, turn: int, now: int) -> int:
         """A send was refused for lack of room: when to send again."""
