@@ -74,7 +74,6 @@ class Link:
 
     interface: Interface
     source: IPAddress  # our address on it, the ARP sender address
-    network: ipaddress.IPv4Network | ipaddress.IPv6Network | None  # None when forced with -I
     own: frozenset[str] = frozenset()  # every address of ours on the interface
 
     @property
@@ -268,7 +267,7 @@ class Topology:
         if interface is None or not interface.ethernet or interface.mac is None or not interface.up:
             return None
         source = route.source or self.source_on(interface, version, route.network)
-        return None if source is None else Link(interface, source, route.network, self.addresses_on(interface))
+        return None if source is None else Link(interface, source, self.addresses_on(interface))
 
     def addresses_on(self, interface: Interface) -> frozenset[str]:
         return frozenset(str(a.ip) for found in self.local.values() for index, a in found if index == interface.index)

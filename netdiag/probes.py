@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass
 
 from netdiag import icmp, outcomes
+from netdiag.arp import ETH_P_ARP
 from netdiag.errors import BadInput, ProbeError, ProbePermissionError
 from netdiag.outcomes import Outcome
 
@@ -329,7 +330,6 @@ def open_icmp(version: int, config: ProbeConfig | None = None, kind: str | None 
 
 # --- packet sockets (ARP) ---------------------------------------------------------
 
-ETH_P_ARP = 0x0806
 SOL_PACKET = 263
 PACKET_IGNORE_OUTGOING = 23
 

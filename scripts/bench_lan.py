@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench_sweep import Run, lines, measure, netdiag_rows, nmap_up
-from benchlib import StealMeter, lab_segment_problem, machine
+from benchlib import StealMeter, lab_segment_problem, machine, print_targets
 
 ROOT = Path(__file__).resolve().parents[1]
 NETDIAG = [sys.executable, "-m", "netdiag"]
@@ -191,10 +191,7 @@ def main() -> int:
             if tool.name.startswith("netdiag"):
                 verdicts.append(_verdict(scenario, tool.name, wall, peer_wall, found))
         print()
-    print(f"{steal.line()}\n")
-    print("### Targets\n")
-    for line in verdicts:
-        print(f"- {line}")
+    print_targets(steal, verdicts)
     return 0
 
 

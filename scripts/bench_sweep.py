@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchlib import StealMeter, machine
+from benchlib import StealMeter, machine, print_targets
 
 ROOT = Path(__file__).resolve().parents[1]
 NETDIAG = [sys.executable, "-m", "netdiag"]
@@ -135,10 +135,7 @@ def main() -> int:
             if tool.name.startswith("netdiag"):
                 verdicts.append(_verdict(title, tool.name, wall, wall / peer_wall, rss, found, target))
         print()
-    print(f"{steal.line()}\n")
-    print("### Targets\n")
-    for line in verdicts:
-        print(f"- {line}")
+    print_targets(steal, verdicts)
     return 0
 
 

@@ -36,6 +36,14 @@ def machine() -> str:
     return f"{os.cpu_count()} CPUs, {model}, Linux {platform.release()}, Python {platform.python_version()}"
 
 
+def print_targets(steal: StealMeter, verdicts: list[str]) -> None:
+    """The end of every benchmark's report: the CPU stolen, then each target's verdict."""
+    print(f"{steal.line()}\n")
+    print("### Targets\n")
+    for line in verdicts:
+        print(f"- {line}")
+
+
 class StealMeter:
     """Share of CPU time the hypervisor took while the benchmark ran (/proc/stat):
     on a shared VM it slows every tool, so each table reports it."""

@@ -18,7 +18,7 @@ from netdiag import arp, links, outcomes, probes
 from netdiag.errors import ProbeError
 from netdiag.outcomes import Outcome
 from netdiag.sweep.engine import BURST, Engine
-from netdiag.sweep.inflight import FINISH, RETRY, Host, InFlight, Schedule, next_step
+from netdiag.sweep.inflight import Host, InFlight, Schedule
 
 
 class ArpEngine(Engine):
@@ -56,12 +56,8 @@ class ArpEngine(Engine):
         inet_aton, send = socket.inet_aton, sock.send
 
         def settle(host: Host) -> None:
-            step = next_step(host, count)
-            if step is RETRY:
-                schedule.later(host, monotonic_ns())
-            elif step is FINISH:
-                waiting.pop(inet_aton(host.address), None)
-                self._finish(host, emit)
+            if self._settle(host, count, schedule, emit):
+                waiting.pop(inet_aton(host.address), None)  # a /16 keeps no table of finished hosts
 
         try:
             while not stop.is_set():

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import selectors
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 
 from netdiag.models import HostResult, HostState
-from netdiag.sweep.inflight import Host, Schedule
+from netdiag.sweep.inflight import FINISH, RETRY, Host, Schedule, next_step
 from netdiag.sweep.options import SweepOptions
 
 PROGRESS_EVERY_NS = 100_000_000
@@ -88,6 +89,17 @@ class Engine(ABC):
         selector.select(min(max(delay, EXPIRY_GRAIN_S), 0.1))
 
     # --- hosts in and results out
+    def _settle(self, host: Host, count: int, schedule: Schedule, emit: Emit) -> bool:
+        """Act on the one retry decision for a host with nothing in flight:
+        probe it again soon, or emit its result (then True)."""
+        step = next_step(host, count)
+        if step is RETRY:
+            schedule.later(host, time.monotonic_ns())
+        elif step is FINISH:
+            self._finish(host, emit)
+            return True
+        return False
+
     def _finish(self, host: Host, emit: Emit) -> None:
         result = host.result()
         self.done += 1

@@ -23,7 +23,7 @@ import time
 from netdiag import probes
 from netdiag.icmp import EchoRequestBuilder
 from netdiag.sweep.engine import BURST, Engine
-from netdiag.sweep.inflight import FINISH, RETRY, Host, InFlight, NeighbourBudget, Schedule, next_step
+from netdiag.sweep.inflight import Host, InFlight, NeighbourBudget, Schedule
 
 ENOBUFS_PAUSE_NS = 50_000_000  # the neighbour table is full: look again this much later at most
 ON_LINK_SOCKETS = 8  # datagram sockets for on-link sweeps: each holds a few hundred queued probes
@@ -72,11 +72,7 @@ class IcmpEngine(Engine):
         turn = 0  # next socket of a pool to send from
 
         def settle(host: Host) -> None:
-            step = next_step(host, count)
-            if step is RETRY:
-                schedule.later(host, monotonic_ns())
-            elif step is FINISH:
-                self._finish(host, emit)
+            self._settle(host, count, schedule, emit)
 
         try:
             while not stop.is_set():

@@ -56,10 +56,6 @@ class Group:
     def hosts(self) -> Iterator[tuple[str, int, str | None, int]]:
         return itertools.chain.from_iterable(run_texts(*run) for run in self.runs)
 
-    @property
-    def size(self) -> int:
-        return sum(last - first + 1 for _, first, last, _ in self.runs)
-
 
 def resolve_names(targets: Iterable[Target], timeout: float) -> dict[str, list | NetdiagError]:
     """Resolve every hostname target up front, concurrently, with a deadline."""
@@ -80,11 +76,12 @@ def resolve_names(targets: Iterable[Target], timeout: float) -> dict[str, list |
 def plan_groups(runs: list[Run], options: SweepOptions) -> list[Group]:
     """Split the runs by segment and method (see the module docstring)."""
     requested = options.method
+    kernel_requested = requested if requested in KERNEL_METHODS else "auto"
+    if options.source:
+        _check_source_version(runs, options.source)
     if requested != "arp" and not options.interface and all(_on_loopback(run) for run in runs):
         # never on a link layer: the kernel method, without reading the kernel's tables
-        versions = {run[0] for run in runs}
-        return [Group(plan_kernel_method(requested if requested in KERNEL_METHODS else "auto", versions,
-                                         options.ports), runs)]  # fmt: skip
+        return [Group(plan_kernel_method(kernel_requested, {run[0] for run in runs}, options.ports), runs)]
     from netdiag import links
 
     topology = links.Topology.read()
@@ -93,22 +90,18 @@ def plan_groups(runs: list[Run], options: SweepOptions) -> list[Group]:
         raise BadInput(f"--method arp: {options.interface} is not an Ethernet interface")
     if requested == "arp" and not probes.packet_permitted():
         probes.open_arp(options.interface or "lo").close()  # raises with the way to grant it
-    arp_allowed: bool | None = None if requested in ("auto", "arp") else False  # asked only when it matters
+    arp_allowed: bool | None = None if requested in ("auto", "arp") else False
     arp_groups: dict[tuple[str, str], Group] = {}  # (interface, our address): the ARP sender per subnet
     kernel_runs: dict[tuple[str, int] | None, list[Run]] = {}  # (interface, IP version) on-link; None routed
     links_by_key: dict[tuple[str, int], links.Link] = {}
-    source_version = ipaddress.ip_address(options.source).version if options.source else None
     for version, first, last, name in runs:
-        if source_version is not None and version != source_version:
-            shown = name or str(ipaddress.ip_address(first) if version == 4 else ipaddress.IPv6Address(first))
-            raise BadInput(f"--source {options.source} is IPv{source_version}, but {shown} is IPv{version}")
         pieces = [(first, last, None)] if forced is not None else topology.tables[version].split(first, last)
         for start, end, route in pieces:
             link = forced if forced is not None else topology.ethernet_link(route, version)
             if forced is not None and version != forced.source.version:
                 link = None
             if link is not None and version == 4 and arp_allowed is None:
-                arp_allowed = probes.packet_permitted()
+                arp_allowed = probes.packet_permitted()  # asked once, and only when a target is on-link
             if link is not None and version == 4 and arp_allowed:
                 group = arp_groups.setdefault((link.label, str(link.source)), Group(arp_plan(link, requested)))
                 group.runs.append((version, start, end, name))
@@ -126,11 +119,19 @@ def plan_groups(runs: list[Run], options: SweepOptions) -> list[Group]:
     groups = list(arp_groups.values())
     if kernel_runs:
         versions = {run[0] for found in kernel_runs.values() for run in found}
-        kernel = plan_kernel_method(requested if requested in KERNEL_METHODS else "auto", versions, options.ports)
+        kernel = plan_kernel_method(kernel_requested, versions, options.ports)
         for key, found in kernel_runs.items():
             plan = kernel if key is None else kernel.on_link(links_by_key[key])
             groups.append(Group(plan, found))
     return groups
+
+
+def _check_source_version(runs: list[Run], source: str) -> None:
+    wanted = ipaddress.ip_address(source).version
+    for version, first, _, name in runs:
+        if version != wanted:
+            shown = name or str(ipaddress.ip_address(first) if version == 4 else ipaddress.IPv6Address(first))
+            raise BadInput(f"--source {source} is IPv{wanted}, but {shown} is IPv{version}")
 
 
 LOOPBACK_V4 = (0x7F000000, 0x7FFFFFFF)  # 127.0.0.0/8
@@ -157,7 +158,7 @@ def _forced_link(topology: links.Topology, options: SweepOptions) -> links.Link 
         raise BadInput(f"--interface {interface.name}: it has no IPv{version} address; give one with --source")
     from netdiag import links
 
-    return links.Link(interface, source, None, topology.addresses_on(interface))
+    return links.Link(interface, source, topology.addresses_on(interface))
 
 
 def build_engine(group: Group, options: SweepOptions) -> Engine:

@@ -11,7 +11,7 @@ import time
 from netdiag import outcomes, probes
 from netdiag.limits import raise_descriptor_limit
 from netdiag.sweep.engine import EXPIRY_GRAIN_S, Engine
-from netdiag.sweep.inflight import FINISH, RETRY, Host, InFlight, NeighbourBudget, Schedule, next_step
+from netdiag.sweep.inflight import Host, InFlight, NeighbourBudget, Schedule
 
 
 class TcpEngine(Engine):
@@ -58,11 +58,7 @@ class TcpEngine(Engine):
 
         def conclude(host: Host) -> None:
             del sockets[host]
-            step = next_step(host, 1)
-            if step is RETRY:
-                schedule.later(host, time.monotonic_ns())
-            elif step is FINISH:
-                self._finish(host, emit)
+            self._settle(host, 1, schedule, emit)
 
         def release(sock: socket.socket) -> None:
             self.selector.unregister(sock)
