@@ -27,10 +27,14 @@ class ProbeError(NetdiagError):
     """A probe that could not even be attempted (not a negative answer)."""
 
 
-class ProbePermissionError(NetdiagError):
-    """The process may not open the socket a probe method needs."""
+class CannotRun(NetdiagError):
+    """The machine refused what the command needs (a socket, a thread, a descriptor)."""
 
-    exit_status = ExitStatus.BAD_INPUT
+    exit_status = ExitStatus.CANNOT_RUN
+
+
+class ProbePermissionError(CannotRun):
+    """The process may not open the socket a probe method needs."""
 
 
 class ConnectError(NetdiagError):
