@@ -9,15 +9,26 @@ from __future__ import annotations
 import ipaddress
 import socket
 import time
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import wait
+from dataclasses import dataclass, field
 
+from netdiag import nss, workers
 from netdiag.errors import ResolveError
 from netdiag.models import DnsAnswer, DnsOutcome
 from netdiag.workers import TIMED_OUT, iter_with_deadline
 
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
 HOSTS_PATH = "/etc/hosts"
+NSSWITCH_PATH = "/etc/nsswitch.conf"
 DEFAULT_TIMEOUT = 3.0
+
+# What applications see: names encoded with IDNA2008 (as getent ahosts and dig
+# +idnin do; Python's own codec is IDNA2003) and the canonical name decoded back.
+_FORWARD_FLAGS = socket.AI_CANONNAME | nss.AI_IDN | nss.AI_CANONIDN
+_FAMILIES = (socket.AF_INET, socket.AF_INET6)
+_ANSWER_MARGIN_S = 0.1
 
 _GAI_OUTCOMES = {
     socket.EAI_NONAME: DnsOutcome.NXDOMAIN,
@@ -28,90 +39,154 @@ _HERROR_NO_PTR = {1, 4}  # HOST_NOT_FOUND, NO_DATA; 2 TRY_AGAIN and 3 NO_RECOVER
 
 @dataclass(frozen=True)
 class HostsFile:
-    """Names and addresses /etc/hosts lists: they override DNS."""
+    """What /etc/hosts says, when nsswitch.conf consults it: its answers
+    override DNS where ``files`` comes first."""
 
-    names: frozenset[str] = frozenset()
-    addresses: frozenset[ipaddress.IPv4Address | ipaddress.IPv6Address] = frozenset()
+    by_name: Mapping[str, frozenset[IPAddress]] = field(default_factory=dict)
+    by_address: Mapping[IPAddress, frozenset[str]] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, lines: Iterable[str]) -> HostsFile:
-        names, addresses = set(), set()
+        by_name: dict[str, set[IPAddress]] = {}
+        by_address: dict[IPAddress, set[str]] = {}
         for line in lines:
             fields = line.split("#", 1)[0].split()
             if len(fields) < 2:
                 continue
             try:
-                addresses.add(ipaddress.ip_address(fields[0].split("%")[0]))
+                address = ipaddress.ip_address(fields[0].split("%")[0])
             except ValueError:
                 continue
-            names.update(_norm(name) for name in fields[1:])
-        return cls(frozenset(names), frozenset(addresses))
+            for name in fields[1:]:
+                by_name.setdefault(_norm(name), set()).add(address)
+                by_address.setdefault(address, set()).add(_norm(name))
+        return cls({k: frozenset(v) for k, v in by_name.items()}, {k: frozenset(v) for k, v in by_address.items()})
 
     @classmethod
-    def load(cls, path: str = HOSTS_PATH) -> HostsFile:
+    def load(cls, path: str = HOSTS_PATH, nsswitch: str = NSSWITCH_PATH) -> HostsFile:
+        if not _hosts_file_consulted(nsswitch):
+            return cls()
         try:
             with open(path, encoding="utf-8", errors="replace") as f:
                 return cls.parse(f)
         except OSError:
             return cls()
 
+    def answered(self, name: str, addresses: Iterable[str]) -> bool:
+        """Did the hosts file give this answer? Its name, and only its addresses
+        (so with ``hosts: dns files`` a name DNS knows is DNS's answer)."""
+        listed = self.by_name.get(_norm(name))
+        return bool(listed) and all(_plain(a) in listed for a in addresses)
+
+    def names(self, address: IPAddress, ptr: str) -> bool:
+        return _norm(ptr) in self.by_address.get(address, ())
+
+
+def _hosts_file_consulted(nsswitch: str) -> bool:
+    """Does the ``hosts:`` line of nsswitch.conf list ``files`` (or is there none)?"""
+    try:
+        with open(nsswitch, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, _, services = line.split("#", 1)[0].partition(":")
+                if key.strip() == "hosts":
+                    return "files" in services.split()
+    except OSError:
+        pass
+    return True  # glibc's default without nsswitch.conf: dns [!UNAVAIL=return] files
+
 
 def _norm(name: str) -> str:
     return name.lower().rstrip(".")
 
 
-def lookup(query: str, hosts: HostsFile | None = None) -> DnsAnswer:
-    """Resolve one query: an address is looked up in reverse, a name forward."""
+def _plain(address: str) -> IPAddress:
+    return ipaddress.ip_address(address.partition("%")[0])
+
+
+def lookup(query: str, hosts: HostsFile | None = None, timeout: float = DEFAULT_TIMEOUT) -> DnsAnswer:
+    """Resolve one query: an address is looked up in reverse, a name forward.
+    Never raises: whatever the query, the answer says what happened."""
     hosts = hosts or HostsFile()
+    deadline = time.monotonic() + timeout
     try:
         address = ipaddress.ip_address(query)
     except ValueError:
-        return _forward(query, hosts)
+        return _forward(query, hosts, deadline)
     return _reverse(address, query, hosts)
 
 
-def _forward(name: str, hosts: HostsFile) -> DnsAnswer:
+def _forward(name: str, hosts: HostsFile, deadline: float) -> DnsAnswer:
     start = time.perf_counter()
     try:
-        infos = socket.getaddrinfo(name, None, type=socket.SOCK_STREAM, flags=socket.AI_CANONNAME)
+        encoded = name.encode()
+    except UnicodeError:  # an undecodable byte from argv or a file
+        return DnsAnswer(name, "forward", DnsOutcome.FAILURE, _ms_since(start), detail="not a valid name")
+    # The CNAME chain needs its own calls (one per family): ask them alongside
+    # getaddrinfo, not after it, so a slow server costs one round trip, not three.
+    ascii_name = nss.to_ascii(name)
+    chains = [workers.call_soon(nss.aliases, ascii_name, f) for f in _FAMILIES] if ascii_name else []
+    try:
+        infos = socket.getaddrinfo(encoded, None, type=socket.SOCK_STREAM, flags=_FORWARD_FLAGS)
     except socket.gaierror as exc:
         return DnsAnswer(name, "forward", _gai_outcome(exc), _ms_since(start), detail=exc.strerror)
-    except UnicodeError:
+    except (UnicodeError, ValueError):  # NUL byte, canonical name that is not UTF-8
         return DnsAnswer(name, "forward", DnsOutcome.FAILURE, _ms_since(start), detail="not a valid name")
     elapsed = _ms_since(start)
     canonical = next((info[3] for info in infos if info[3]), name)
     addresses = tuple(dict.fromkeys(info[4][0] for info in infos))
-    source = "hosts" if _norm(name) in hosts.names else "dns"
+    # Only the families that have addresses have a chain; it is left out if it
+    # is not known in time to leave the answer within the deadline.
+    families = {socket.AF_INET6 if ":" in a else socket.AF_INET for a in addresses}
+    needed = [f for family, f in zip(_FAMILIES, chains, strict=False) if family in families]
+    wait(needed, timeout=max(0.0, deadline - _ANSWER_MARGIN_S - time.monotonic()))
+    chain = [alias for f in needed if f.done() and not f.exception() for alias in f.result() or ()]
     return DnsAnswer(
         name, "forward", DnsOutcome.OK, elapsed, canonical=canonical,
-        aliases=_aliases(name, canonical), addresses=addresses, source=source,
+        aliases=_aliases(name, chain, canonical), addresses=addresses,
+        source="hosts" if hosts.answered(name, addresses) else "dns",
     )  # fmt: skip
 
 
-def _aliases(name: str, canonical: str) -> tuple[str, ...]:
-    """The CNAME chain (IPv4 resolver only: getaddrinfo does not report it)."""
-    try:
-        _, aliases, _ = socket.gethostbyname_ex(name)
-    except (OSError, UnicodeError):
-        aliases = []
-    names = [n for n in (name, *aliases) if _norm(n) != _norm(canonical)]
-    return tuple(dict.fromkeys(names))
+def _aliases(name: str, chain: Iterable[str], canonical: str) -> tuple[str, ...]:
+    """The names before the canonical one, each once however it is spelled
+    (``Www.Lab.Test.`` is ``www.lab.test``; ``bücher`` is ``xn--bcher-kva``)."""
+    seen = {_key(canonical)}
+    found = []
+    for alias in (name, *chain):
+        if (key := _key(alias)) not in seen:
+            seen.add(key)
+            found.append(alias)
+    return tuple(found)
 
 
-def _reverse(address, query: str, hosts: HostsFile) -> DnsAnswer:
+def _key(name: str) -> str:
+    encoded = nss.to_ascii(name)
+    return _norm(encoded.decode() if encoded else name)
+
+
+def _reverse(address: IPAddress, query: str, hosts: HostsFile) -> DnsAnswer:
     start = time.perf_counter()
-    source = "hosts" if address in hosts.addresses else "dns"
+    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
     try:
-        ptr, aliases, _ = socket.gethostbyaddr(str(address))
+        if mapped:  # Python's gethostbyaddr refuses these; getnameinfo asks as getent does
+            ptr, aliases = socket.getnameinfo((query, 0), socket.NI_NAMEREQD)[0], []
+        else:
+            ptr, aliases, _ = socket.gethostbyaddr(query)
     except socket.herror as exc:
         outcome = DnsOutcome.NO_PTR if exc.errno in _HERROR_NO_PTR else DnsOutcome.FAILURE
         return DnsAnswer(query, "reverse", outcome, _ms_since(start), detail=exc.strerror)
     except socket.gaierror as exc:
-        return DnsAnswer(query, "reverse", DnsOutcome.FAILURE, _ms_since(start), detail=exc.strerror)
+        outcome = DnsOutcome.NO_PTR if exc.errno == socket.EAI_NONAME else DnsOutcome.FAILURE
+        return DnsAnswer(query, "reverse", outcome, _ms_since(start), detail=exc.strerror)
+    except OSError as exc:
+        return DnsAnswer(query, "reverse", DnsOutcome.FAILURE, _ms_since(start), detail=exc.strerror or str(exc))
+    except (UnicodeError, ValueError):
+        return DnsAnswer(query, "reverse", DnsOutcome.FAILURE, _ms_since(start), detail="PTR name is not valid UTF-8")
     elapsed = _ms_since(start)
     return DnsAnswer(
         query, "reverse", DnsOutcome.OK, elapsed, ptr=ptr, aliases=tuple(aliases),
-        confirmed=forward_confirms(ptr, address), source=source,
+        confirmed=forward_confirms(ptr, mapped or address),
+        source="hosts" if not mapped and hosts.names(address, ptr) else "dns",
     )  # fmt: skip
 
 
@@ -119,17 +194,17 @@ def ptr_name(address: str) -> str | None:
     """The PTR name of an address, or None (no name, or the lookup failed)."""
     try:
         return socket.gethostbyaddr(address)[0]
-    except (OSError, UnicodeError):
+    except (OSError, UnicodeError, ValueError):
         return None
 
 
-def forward_confirms(name: str, address) -> bool:
+def forward_confirms(name: str, address: IPAddress) -> bool:
     """FCrDNS: does ``name`` resolve back to ``address``?"""
     try:
-        infos = socket.getaddrinfo(name, None, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError):
+        infos = socket.getaddrinfo(name.encode(), None, type=socket.SOCK_STREAM, flags=nss.AI_IDN)
+    except (OSError, UnicodeError, ValueError):
         return False
-    return any(ipaddress.ip_address(info[4][0].split("%")[0]) == address for info in infos)
+    return any(_plain(info[4][0]) == address for info in infos)
 
 
 def _gai_outcome(exc: socket.gaierror) -> DnsOutcome:
@@ -143,10 +218,11 @@ def _ms_since(start: float) -> float:
 def lookup_many(
     queries: list[str], timeout: float = DEFAULT_TIMEOUT, hosts: HostsFile | None = None
 ) -> Iterator[DnsAnswer]:
-    """Resolve queries concurrently, yielding answers as they complete; a query
-    still unanswered ``timeout`` seconds after it started yields TIMEOUT."""
+    """Resolve queries concurrently, yielding answers as they complete; every
+    query still unanswered ``timeout`` seconds after the start yields TIMEOUT."""
     hosts = hosts or HostsFile.load()
-    for query, answer in iter_with_deadline(lambda q: lookup(q, hosts), queries, timeout):
+    # A thread per query (up to 256): one stuck on a slow server holds no other.
+    for query, answer in iter_with_deadline(lambda q: lookup(q, hosts, timeout), queries, timeout, workers=256):
         if answer is TIMED_OUT:
             kind = "forward" if _is_name(query) else "reverse"
             yield DnsAnswer(query, kind, DnsOutcome.TIMEOUT, timeout * 1000, detail=f"no answer within {timeout:g}s")
@@ -165,11 +241,11 @@ def _is_name(query: str) -> bool:
 def resolve_addresses(name: str, family: int = socket.AF_UNSPEC) -> list:
     """Addresses for a target name, for sweeps and connections; ResolveError if none."""
     try:
-        infos = socket.getaddrinfo(name, None, family=family, type=socket.SOCK_STREAM)
+        infos = socket.getaddrinfo(name.encode(), None, family=family, type=socket.SOCK_STREAM, flags=nss.AI_IDN)
     except socket.gaierror as exc:
         outcome = _gai_outcome(exc)
         detail = f": {exc.strerror}" if outcome is DnsOutcome.FAILURE else ""
         raise ResolveError(f"{name}: {outcome.message}{detail}") from None
-    except UnicodeError:
+    except (UnicodeError, ValueError):
         raise ResolveError(f"{name}: not a valid name") from None
     return list(dict.fromkeys(ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos))

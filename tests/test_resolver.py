@@ -11,7 +11,7 @@ import pytest
 from netdiag import resolver
 from netdiag.errors import ResolveError
 from netdiag.models import DnsOutcome
-from tests.lab import run_netdiag, with_resolv_conf
+from tests.lab import ROOT, run_netdiag, with_file_over, with_resolv_conf
 
 pytestmark = pytest.mark.lab
 
@@ -35,6 +35,46 @@ def test_hosts_file_answers_are_marked():
     assert resolver.lookup("hostsonly", resolver.HostsFile.load()).source == "hosts"
     reverse = resolver.lookup("127.1.0.5", resolver.HostsFile.load())
     assert (reverse.ptr, reverse.source, reverse.confirmed) == ("hostsonly.lab.test", "hosts", True)
+
+
+def test_aliases_are_the_whole_chain_of_either_family_each_once():
+    assert resolver.lookup("c6a.lab.test").aliases == ("c6a.lab.test", "c6b.lab.test")  # AAAA only
+    assert resolver.lookup("Www.Lab.Test.").aliases == ("Www.Lab.Test.",)  # not again as www.lab.test
+    assert resolver.lookup("web.lab.test").aliases == ()
+
+
+def test_international_names_use_idna2008_as_getent_does():
+    fass = resolver.lookup("faß.lab.test")
+    assert (fass.addresses, fass.canonical) == (("127.1.0.41",), "faß.lab.test")  # not fass.lab.test
+    buecher = resolver.lookup("bücher.lab.test")
+    assert (buecher.addresses, buecher.aliases) == (("127.1.0.43",), ())  # no CNAME: none shown
+    assert resolver.lookup("xn--fa-hia.lab.test").canonical == "faß.lab.test"
+
+
+def test_v4_mapped_address_is_looked_up_as_its_ipv4_address():
+    answer = resolver.lookup("::ffff:127.1.0.10")
+    assert (answer.outcome, answer.ptr, answer.confirmed) == (DnsOutcome.OK, "web.lab.test", True)
+
+
+def test_source_is_the_one_that_answered_in_nsswitch_order(tmp_path):
+    hosts = resolver.HostsFile.load()
+    both = resolver.lookup("both.lab.test", hosts)  # /etc/hosts 127.1.0.50, DNS 127.1.0.51
+    assert (both.addresses, both.source) == (("127.1.0.50",), "hosts")
+    conf = tmp_path / "nsswitch.conf"
+    conf.write_text((ROOT / "scripts/lab/nsswitch.conf").read_text().replace("files dns", "dns files"))
+    result = run_netdiag(
+        "dns", "--json", "both.lab.test", "hostsonly.lab.test", prefix=with_file_over(conf, "/etc/nsswitch.conf")
+    )
+    import json
+
+    rows = {r["query"]: (r["addresses"], r["source"]) for r in json.loads(result.stdout)["results"]}
+    assert rows == {"both.lab.test": (["127.1.0.51"], "dns"), "hostsonly.lab.test": (["127.1.0.5"], "hosts")}
+
+
+def test_queries_that_break_the_resolver_are_answered_not_raised():
+    for query in ("a\x00b", "a\udcffb.lab.test", "x" * 300, "fe80::1%" + "z" * 64, "..", "-"):
+        answer = resolver.lookup(query)
+        assert answer.outcome is not DnsOutcome.OK and answer.query == query
 
 
 def test_reverse_confirms_or_refutes():
@@ -94,6 +134,18 @@ def test_slow_server_times_out_without_stalling_others_or_exit(blackhole_dns):
     assert by_query["slow.lab.test"]["status"] == "timeout"
     assert by_query["hostsonly"]["status"] == "ok"  # the hosts file still answered
     assert elapsed < 4, f"exit took {elapsed:.1f}s: a stuck lookup held the process"
+
+
+def test_timeout_bounds_the_whole_batch_not_each_query(blackhole_dns):
+    names = [f"slow{i}.lab.test" for i in range(100)]  # more than there are worker threads
+    start = time.monotonic()
+    result = run_netdiag("dns", "--json", "-t", "2", *names, "hostsonly", prefix=with_resolv_conf(blackhole_dns))
+    elapsed = time.monotonic() - start
+    import json
+
+    statuses = {r["query"]: r["status"] for r in json.loads(result.stdout)["results"]}
+    assert statuses.pop("hostsonly") == "ok" and set(statuses.values()) == {"timeout"} and len(statuses) == 100
+    assert elapsed < 4, f"{elapsed:.1f}s for -t 2: queued queries waited behind stuck ones"
 
 
 def test_absent_server_is_a_resolver_failure(tmp_path):

@@ -52,9 +52,13 @@ def without_net_raw() -> list[str]:
     return [str(NETLAB), "--no-raw"]
 
 
-def with_resolv_conf(path: Path) -> list[str]:
-    """Command prefix that runs its command with another /etc/resolv.conf.
-
-    A nested mount namespace: the rest of the lab keeps the lab resolver."""
+def with_file_over(path: Path, target: str) -> list[str]:
+    """Command prefix that runs its command with ``path`` in place of ``target``
+    (an /etc file). A nested mount namespace: the rest of the lab keeps its own."""
     return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
-            f'mount --bind "{path}" /etc/resolv.conf && exec "$@"', "sh"]  # fmt: skip
+            f'mount --bind "{path}" "{target}" && exec "$@"', "sh"]  # fmt: skip
+
+
+def with_resolv_conf(path: Path) -> list[str]:
+    """Command prefix that runs its command with another /etc/resolv.conf."""
+    return with_file_over(path, "/etc/resolv.conf")
