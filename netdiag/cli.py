@@ -39,7 +39,8 @@ app = _App(
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 TimeoutOption = Annotated[float, typer.Option("--timeout", "-t", help="Seconds each lookup may take.")]
 ProtoOption = Annotated[
-    str | None, typer.Option("--proto", "-p", help="tcp or udp (default: both).", case_sensitive=False)
+    str | None,
+    typer.Option("--proto", "-p", help="tcp, udp or any protocol of the services database (default: every one)."),
 ]
 
 
@@ -87,11 +88,9 @@ def _check_timeout(value: float, name: str = "--timeout") -> float:
 
 
 def _check_proto(proto: str | None) -> str | None:
-    from netdiag.errors import BadInput
+    from netdiag import services
 
-    if proto is not None and proto.lower() not in ("tcp", "udp"):
-        raise BadInput(f"--proto must be tcp or udp, not {proto!r}")
-    return proto.lower() if proto else None
+    return None if proto is None else services.check_protocol(proto)
 
 
 @app.command()

@@ -1,93 +1,140 @@
 """Port and service name lookups through the system services database.
 
-CPython's getservbyname/getservbyport wrap C functions that return a static
-buffer (python/cpython#74667), so every call here holds one lock: the module
-is safe to use from the sweeper's and listener's threads.
+Lookups call the C library's getservbyname_r/getservbyport_r (through ctypes)
+and report the entry they return, with its own name and aliases: the answers
+of ``getent services`` (the first matching entry; names and protocols compared
+exactly, as written). Python's socket module gives back only the port or the
+name, from functions that share a static buffer (python/cpython#74667); the _r
+functions are thread-safe. Walking the database with getservent is not: that
+holds a lock.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import errno
 import functools
 import re
 import socket
 import threading
 from collections.abc import Iterable
 
-from netdiag.errors import BadInput
+from netdiag.errors import BadInput, CannotRun
 from netdiag.models import ServiceAnswer, ServiceEntry
 
-PROTOCOLS = ("tcp", "udp")
+COMMON_PROTOCOLS = ("tcp", "udp")  # always asked for, even if the database cannot be listed
 SERVICES_FILE = "/etc/services"
 
 _lock = threading.Lock()
-_QUERY = re.compile(r"(?P<what>[^/\s]+)(?:/(?P<proto>[^/\s]*))?")
+# Split at the first '/' as getent does: a protocol may be any string (even empty).
+_QUERY = re.compile(r"(?P<what>[^/\s]+)(?:/(?P<proto>\S*))?")
+_SIGNED_NUMBER = re.compile(r"[+-]\d+")
+_UNDECODABLE = re.compile("[\udc80-\udcff]")  # argv bytes Python could not decode (PEP 383)
+_MAX_BUFFER = 1 << 20  # an entry longer than this fits nowhere sensible
 
 
 class MalformedQuery(BadInput):
     pass
 
 
-def parse_query(text: str, proto: str | None = None) -> tuple[str | int, tuple[str, ...]]:
-    """``ssh``, ``22``, ``53/udp`` → (name or port, protocols to ask)."""
-    match = _QUERY.fullmatch(text.strip())
+def parse_query(text: str, proto: str | None = None) -> tuple[str | int, str | None]:
+    """``ssh``, ``22``, ``53/udp`` → (name or port, protocol or None for any)."""
+    query = _printable(text).strip()
+    match = _QUERY.fullmatch(query)
     if not match:
         raise MalformedQuery(f"{text!r}: expected NAME, PORT, NAME/PROTO or PORT/PROTO")
     what, suffix = match["what"], match["proto"]
     if suffix is not None:
-        if suffix.lower() not in PROTOCOLS:
-            raise MalformedQuery(f"{text!r}: unknown protocol {suffix!r} (use tcp or udp)")
-        if proto and proto != suffix.lower():
+        if proto is not None and proto != suffix:
             raise MalformedQuery(f"{text!r}: conflicts with --proto {proto}")
-        protocols: tuple[str, ...] = (suffix.lower(),)
-    else:
-        protocols = (proto,) if proto else PROTOCOLS
-    if what.isdigit():
+        proto = suffix
+    if what.isascii() and what.isdigit():  # as getent: digits are a port, anything else a name
         port = int(what)
         if port > 65535:
             raise MalformedQuery(f"{text!r}: port must be between 0 and 65535")
-        return port, protocols
-    if what.startswith("-") and what[1:].isdigit():
-        raise MalformedQuery(f"{text!r}: port must be between 0 and 65535")
-    return what, protocols
+        return port, proto
+    if what.isdigit():  # '²', '٣': int() would take some of them, C never does
+        raise MalformedQuery(f"{text!r}: a port is written with the digits 0-9")
+    if _SIGNED_NUMBER.fullmatch(what):
+        raise MalformedQuery(f"{text!r}: port must be between 0 and 65535, without a sign")
+    return what, proto
+
+
+def _printable(text: str) -> str:
+    """The text, or MalformedQuery: no name in the database has control or undecodable characters,
+    and C would stop at a NUL (``ssh\\0junk`` would find ssh)."""
+    if _UNDECODABLE.search(text):
+        shown = _UNDECODABLE.sub(lambda m: f"\\x{ord(m[0]) - 0xDC00:02x}", text)
+        raise MalformedQuery(f"'{shown}': not a name or port (bytes that are not valid text)")
+    if not text.strip().isprintable():
+        raise MalformedQuery(f"{text!r}: not a name or port (unprintable characters)")
+    return text
 
 
 def port_number(text: str, proto: str = "tcp") -> int:
     """A port given as a number or a service name (``smtp``); BadInput if neither."""
-    what, _ = parse_query(text, proto)
+    what, protocol = parse_query(text)
+    if protocol not in (None, proto):
+        raise BadInput(f"{text!r}: a {proto} port is needed here, not {protocol}")
     if isinstance(what, int):
         return what
-    with _lock:
-        try:
-            return socket.getservbyname(what, proto)
-        except OSError:
-            raise BadInput(f"unknown service {what!r} for {proto}") from None
+    entry = _find(what, proto)
+    if entry is None:
+        raise BadInput(f"unknown service {what!r} for {proto}")
+    return entry.port
 
 
 def lookup(text: str, proto: str | None = None) -> ServiceAnswer:
-    """Answer one query; malformed queries come back with ``malformed`` set."""
+    """Answer one query; malformed queries come back with ``malformed`` set.
+
+    With a protocol: the entry the C library finds for it. Without: the entry
+    it finds for any protocol (what ``getent services`` answers), then the one
+    for each other protocol of the database, one row per protocol."""
     try:
-        what, protocols = parse_query(text, proto)
+        what, protocol = parse_query(text, proto)
     except MalformedQuery as exc:
         return ServiceAnswer(text, (), str(exc), malformed=True)
-    entries = []
-    for protocol in protocols:
-        with _lock:
-            try:
-                if isinstance(what, int):
-                    port, name = what, socket.getservbyport(what, protocol)
-                else:
-                    port = socket.getservbyname(what, protocol)
-                    name = socket.getservbyport(port, protocol)  # canonical name of an alias
-            except (OSError, OverflowError):
-                continue
-        entries.append(ServiceEntry(name, port, protocol, _aliases().get((name, protocol), ())))
+    if protocol is not None:
+        entry = _find(what, protocol)
+        entries = [entry] if entry else []
+    else:
+        entries = _every_protocol(what)
     if entries:
         return ServiceAnswer(text, tuple(entries), None)
-    where = "/".join(protocols)
+    if protocol is not None and protocol not in protocols():
+        return ServiceAnswer(text, (), f"{text!r}: {_unknown_protocol(protocol)}", malformed=True)
     kind = "port" if isinstance(what, int) else "service"
-    return ServiceAnswer(text, (), f"no {kind} {what} for {where} in the services database")
+    where = "" if protocol is None else f" for {protocol}"
+    return ServiceAnswer(text, (), f"no {kind} {what}{where} in the services database")
+
+
+def _every_protocol(what: str | int) -> list[ServiceEntry]:
+    first = _find(what, None)
+    if first is None:
+        return []
+    found = {first.protocol: first}
+    for protocol in protocols():
+        if protocol not in found and (entry := _find(what, protocol)):
+            found[protocol] = entry
+    return list(found.values())
+
+
+@functools.cache
+def protocols() -> tuple[str, ...]:
+    """tcp, udp, then every other protocol of the database in the order it first appears."""
+    return tuple(dict.fromkeys((*COMMON_PROTOCOLS, *(e.protocol for e in database()))))
+
+
+def check_protocol(proto: str) -> str:
+    """A protocol as ``--proto`` gives it: BadInput unless some entry uses it (exactly: case counts)."""
+    if proto not in protocols():
+        raise BadInput(f"--proto: {_unknown_protocol(proto)}")
+    return proto
+
+
+def _unknown_protocol(proto: str) -> str:
+    return f"unknown protocol {proto!r} (the services database has {', '.join(map(repr, protocols()))})"
 
 
 def list_services(grep: str | None = None, proto: str | None = None) -> list[ServiceEntry]:
@@ -107,18 +154,13 @@ def list_services(grep: str | None = None, proto: str | None = None) -> list[Ser
 def database() -> tuple[ServiceEntry, ...]:
     """Every entry of the services database (NSS via getservent, else the file)."""
     entries = _getservent_all()
-    if entries is None:
+    if not entries:  # no getservent, or one that lists nothing (musl's)
         try:
             with open(SERVICES_FILE, encoding="utf-8", errors="replace") as f:
                 entries = list(parse_services(f))
         except OSError:
             entries = []
     return tuple(dict.fromkeys(entries))  # NSS may list a service from several sources
-
-
-@functools.cache
-def _aliases() -> dict[tuple[str, str], tuple[str, ...]]:
-    return {(e.name, e.protocol): e.aliases for e in database()}
 
 
 def parse_services(lines: Iterable[str]) -> Iterable[ServiceEntry]:
@@ -130,7 +172,7 @@ def parse_services(lines: Iterable[str]) -> Iterable[ServiceEntry]:
         port_text, _, protocol = fields[1].partition("/")
         if not port_text.isdigit() or int(port_text) > 65535:
             continue
-        yield ServiceEntry(fields[0], int(port_text), protocol.lower(), tuple(fields[2:]))
+        yield ServiceEntry(fields[0], int(port_text), protocol, tuple(fields[2:]))
 
 
 class _Servent(ctypes.Structure):
@@ -142,34 +184,68 @@ class _Servent(ctypes.Structure):
     ]
 
 
-def _getservent_all() -> list[ServiceEntry] | None:
-    """Walk the database with libc's getservent (honours nsswitch.conf)."""
-    path = ctypes.util.find_library("c")
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
     try:
-        libc = ctypes.CDLL(path)
-        getservent = libc.getservent
+        libc = ctypes.CDLL(ctypes.util.find_library("c"))
+        by_name, by_port, walk = libc.getservbyname_r, libc.getservbyport_r, libc.getservent
     except (OSError, AttributeError, TypeError):
         return None
-    getservent.restype = ctypes.POINTER(_Servent)
+    results = [ctypes.POINTER(_Servent), ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.POINTER(_Servent))]
+    by_name.argtypes = [ctypes.c_char_p, ctypes.c_char_p, *results]
+    by_port.argtypes = [ctypes.c_int, ctypes.c_char_p, *results]
+    by_name.restype = by_port.restype = ctypes.c_int
+    walk.restype = ctypes.POINTER(_Servent)
+    libc.setservent.argtypes = [ctypes.c_int]
+    return libc
+
+
+def _find(what: str | int, protocol: str | None) -> ServiceEntry | None:
+    """The entry getservbyname/getservbyport returns (None: any protocol)."""
+    libc = _libc()
+    if libc is None:
+        raise CannotRun("the C library's getservbyname_r is not available here")
+    if isinstance(what, int):
+        call, key = libc.getservbyport_r, socket.htons(what)
+    else:
+        call, key = libc.getservbyname_r, what.encode()
+    proto = None if protocol is None else protocol.encode()
+    size = 1024
+    while size <= _MAX_BUFFER:
+        entry, buffer, result = _Servent(), ctypes.create_string_buffer(size), ctypes.POINTER(_Servent)()
+        status = call(key, proto, ctypes.byref(entry), buffer, size, ctypes.byref(result))
+        if status == errno.ERANGE:
+            size *= 4
+            continue
+        return _service_entry(entry) if status == 0 and result else None
+    return None
+
+
+def _service_entry(e: _Servent) -> ServiceEntry:
+    aliases = []
+    i = 0
+    while e.s_aliases and e.s_aliases[i]:
+        aliases.append(e.s_aliases[i].decode(errors="replace"))
+        i += 1
+    return ServiceEntry(
+        e.s_name.decode(errors="replace"),
+        socket.ntohs(e.s_port & 0xFFFF),
+        e.s_proto.decode(errors="replace"),
+        tuple(aliases),
+    )
+
+
+def _getservent_all() -> list[ServiceEntry] | None:
+    """Walk the database with libc's getservent (honours nsswitch.conf)."""
+    libc = _libc()
+    if libc is None:
+        return None
     entries = []
-    with _lock:
+    with _lock:  # getservent's position and buffer are global
         libc.setservent(1)
         try:
-            while entry := getservent():
-                e = entry.contents
-                aliases = []
-                i = 0
-                while e.s_aliases and e.s_aliases[i]:
-                    aliases.append(e.s_aliases[i].decode(errors="replace"))
-                    i += 1
-                entries.append(
-                    ServiceEntry(
-                        e.s_name.decode(errors="replace"),
-                        socket.ntohs(e.s_port & 0xFFFF),
-                        e.s_proto.decode(errors="replace"),
-                        tuple(aliases),
-                    )
-                )
+            while entry := libc.getservent():
+                entries.append(_service_entry(entry.contents))
         finally:
             libc.endservent()
     return entries

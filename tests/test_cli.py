@@ -19,7 +19,7 @@ def test_service_table_and_exit_codes(cli):
     missing = cli("service", "ssh", "no-such-service-xyz")
     assert missing.status == 1
     assert "ssh" in missing.stdout
-    assert missing.stderr.strip() == "netdiag: no service no-such-service-xyz for tcp/udp in the services database"
+    assert missing.stderr.strip() == "netdiag: no service no-such-service-xyz in the services database"
 
     malformed = cli("service", "80/xyz", "ssh", "no-such-service-xyz")
     assert malformed.status == 2  # malformed beats not-found
@@ -55,7 +55,7 @@ def test_service_list(cli):
     ("argv", "message"),
     [
         (["service"], "give at least one service name or port"),
-        (["service", "--proto", "sctp", "ssh"], "--proto must be tcp or udp"),
+        (["service", "--proto", "SCTP", "ssh"], "--proto: unknown protocol 'SCTP'"),
         (["service", "--bogus"], "No such option: --bogus"),
         (["dns", "--timeout", "-1", "localhost"], "--timeout must be more than 0"),
         (["dns"], "Missing argument"),
