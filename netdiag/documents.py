@@ -73,7 +73,9 @@ def sweep_summary_json(summary: SweepSummary) -> dict[str, Any]:
     return {
         "total": summary.total,
         "up": summary.up,
-        "down": summary.total - summary.up,
+        "down": summary.down,
+        "unreachable": summary.unreachable,
+        "unresolved": summary.unresolved,
         "method": summary.method,
         "method_reason": summary.method_reason,
         "methods": [{"method": m.label, "reason": m.reason, "hosts": m.hosts} for m in summary.methods],

@@ -140,6 +140,13 @@ class SweepSummary:
     probes_sent: int
     interrupted: bool = False
     notes: tuple[str, ...] = ()  # what the user should know about the run's cost
+    unreachable: int = 0  # an ICMP or routing error came back
+    unresolved: int = 0  # hostname targets without an address
+
+    @property
+    def down(self) -> int:
+        """Hosts that did not answer at all (hosts in flight at an interruption too)."""
+        return self.total - self.up - self.unreachable - self.unresolved
 
     @property
     def method(self) -> str:

@@ -21,7 +21,11 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 MAX_ADDRESSES = 65_536  # a /16: larger blocks need --force
 
-_LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
+# The numbers-and-dots forms inet_aton reads; ipaddress takes only the dotted quad.
+_INET_ATON = re.compile(r"[0-9][0-9a-fA-FxX.]*")
+# Characters no resolver is asked about: whitespace and control characters.
+_NOT_IN_NAMES = re.compile(r"[\x00-\x20\x7f-\x9f]")
+MAX_NAME = 253  # a DNS name's limit, and more than any sane /etc/hosts line needs
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,7 @@ def parse_target(text: str, *, force: bool = False) -> Target:
     spec = text.strip()
     if not spec:
         raise TargetError("empty target")
-    if "/" in spec:
+    if "/" in spec and _parse_address(spec.rsplit("/", 1)[0]) is not None:
         block = _parse_network(spec)
     elif "-" in spec and _looks_like_range(spec):
         block = _parse_range(spec)
@@ -88,11 +92,19 @@ def parse_target(text: str, *, force: bool = False) -> Target:
     return block
 
 
-def _parse_address(text: str) -> IPAddress | None:
+def _parse_address(text: str, *, strict: bool = False) -> IPAddress | None:
     try:
         return ipaddress.ip_address(text)
     except ValueError:
-        return None
+        pass
+    if not strict and _INET_ATON.fullmatch(
+        text
+    ):  # 127.1, 127.001.0.1, 0x7f.1.0.1, 2130706433: as ping and fping read them
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(text))
+        except OSError:
+            return None
+    return None
 
 
 def _parse_discovery(address: IPAddress, spec: str) -> LinkDiscovery:
@@ -119,14 +131,14 @@ def _parse_network(spec: str) -> AddressBlock:
 
 def _looks_like_range(spec: str) -> bool:
     start = spec.split("-", 1)[0]
-    return _parse_address(start) is not None
+    return _parse_address(start, strict=True) is not None
 
 
 def _parse_range(spec: str) -> AddressBlock:
     start_text, end_text = spec.split("-", 1)
-    first = _parse_address(start_text)
+    first = _parse_address(start_text, strict=True)
     assert first is not None  # _looks_like_range checked it
-    last = _parse_address(end_text)
+    last = _parse_address(end_text, strict=True)  # else a last octet: 10.0.0.5-20
     if last is None:
         last = _range_end_from_suffix(first, end_text, spec)
     if last.version != first.version:
@@ -151,12 +163,18 @@ def _range_end_from_suffix(first: IPAddress, suffix: str, spec: str) -> IPAddres
 
 
 def _parse_hostname(spec: str) -> HostName:
+    """Any other word is a name for the system resolver, as ping and fping take
+    it: /etc/hosts may list names DNS would refuse (``[bold]evil[/bold].lab``)."""
     name = spec[:-1] if spec.endswith(".") else spec
-    labels = name.split(".")
+    if len(name) > MAX_NAME:
+        raise TargetError(f"{spec[:40]!r}...: a hostname has at most {MAX_NAME} characters")
     if (
-        len(name) > 253
-        or not all(_LABEL.fullmatch(label) for label in labels)
-        or labels[-1].isdigit()  # 1.2.3 or 300.1.1.1: a broken address, not a name
+        not name
+        or "" in name.split(".")  # bad..name: no resolver takes an empty label
+        or name.startswith("-")  # an option given after --, not a host
+        or _NOT_IN_NAMES.search(name)
+        or not name.isprintable()  # also a byte of another encoding from argv (a lone surrogate)
+        or name.rsplit(".", 1)[-1].isdigit()  # 1.2.3.4.5 or 300.1.1.1: a broken address, not a name
     ):
         raise TargetError(f"{spec!r} is not an address, network, range or hostname")
     return HostName(name)
@@ -302,7 +320,15 @@ def run_texts(version: int, first: int, last: int, name: str | None) -> Iterator
             yield ntop(v4, n.to_bytes(4, "big")), 4, name, n
     else:
         for n in range(first, last + 1):
-            yield str(ipaddress.IPv6Address(n)), 6, name, n
+            yield ipv6_text(n), 6, name, n
+
+
+def ipv6_text(n: int) -> str:
+    """RFC 5952 text, with the dotted quad of a v4-mapped address as ping shows
+    it (``::ffff:127.1.0.1``; Python before 3.13 writes ``::ffff:7f01:1``)."""
+    if n >> 32 == 0xFFFF:
+        return "::ffff:" + socket.inet_ntop(socket.AF_INET, (n & 0xFFFFFFFF).to_bytes(4, "big"))
+    return str(ipaddress.IPv6Address(n))
 
 
 def count_addresses(targets: Iterable[Target]) -> int:

@@ -195,19 +195,21 @@ def test_a_slow_resolver_never_holds_the_sweep(silent_resolver):
 
 
 def test_json_schema():
-    _, doc, _ = sweep_json("-n", "-t", "0.3", "127.1.0.1", "127.2.0.1")
+    _, doc, _ = sweep_json("-n", "-t", "0.3", "127.1.0.1", "127.2.0.1", "127.4.0.1", "nope.lab.test")
     assert set(doc) == {"results", "summary"}
     for row in doc["results"]:
         assert set(row) == {"address", "alive", "state", "rtt_ms", "rtt_min_ms", "rtt_max_ms", "rtts_ms", "loss",
                             "name", "reason", "mac", "vendor", "other_addresses"}  # fmt: skip
         assert row["mac"] is None and row["vendor"] is None  # loopback: no link layer
         assert isinstance(row["alive"], bool) and row["state"] in {"up", "down", "unreachable", "unresolved"}
-    assert set(doc["summary"]) == {"total", "up", "down", "method", "method_reason", "methods", "notes",
-                                   "elapsed_s", "probes_sent", "interrupted"}  # fmt: skip
+    assert set(doc["summary"]) == {"total", "up", "down", "unreachable", "unresolved", "method", "method_reason",
+                                   "methods", "notes", "elapsed_s", "probes_sent", "interrupted"}  # fmt: skip
     assert doc["summary"]["methods"] == [{"method": "icmp (raw socket)", "reason": "this process has CAP_NET_RAW",
-                                          "hosts": 2}]  # fmt: skip
+                                          "hosts": 3}]  # fmt: skip
     assert doc["summary"]["notes"] == []
-    assert doc["summary"]["total"] == 2 and doc["summary"]["interrupted"] is False
+    counts = {key: doc["summary"][key] for key in ("total", "up", "down", "unreachable", "unresolved")}
+    assert counts == {"total": 4, "up": 1, "down": 1, "unreachable": 1, "unresolved": 1}  # each state apart
+    assert doc["summary"]["interrupted"] is False
 
 
 def test_jsonl_streams_rows_then_a_summary():

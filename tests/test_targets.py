@@ -14,6 +14,7 @@ from netdiag.targets import (
     HostName,
     Unresolved,
     expand_arguments,
+    ipv6_text,
     iter_address_texts,
     iter_addresses,
     parse_target,
@@ -38,6 +39,12 @@ def addresses(*texts, resolve=None):
         ("fd00::/120", "fd00::1", "fd00::ff", 255),  # subnet-router anycast excluded
         ("fd00::10-1f", "fd00::10", "fd00::1f", 16),
         ("::1", "::1", "::1", 1),
+        # the forms inet_aton reads, as ping and fping do
+        ("127.1", "127.0.0.1", "127.0.0.1", 1),
+        ("1.2.3", "1.2.0.3", "1.2.0.3", 1),
+        ("127.001.0.010", "127.1.0.8", "127.1.0.8", 1),
+        ("0x7f.1.0.1", "127.1.0.1", "127.1.0.1", 1),
+        ("2130706433", "127.0.0.1", "127.0.0.1", 1),
     ],
 )
 def test_address_forms(text, first, last, count):
@@ -47,7 +54,10 @@ def test_address_forms(text, first, last, count):
     assert len(list(block)) == count
 
 
-@pytest.mark.parametrize("text", ["web.lab.test", "localhost", "host-1", "a_b.example.", "xn--bcher-kva.test"])
+@pytest.mark.parametrize(
+    "text",
+    ["web.lab.test", "localhost", "host-1", "a_b.example.", "xn--bcher-kva.test", "bücher.test", "[b]evil[/b].lab"],
+)
 def test_hostnames(text):
     assert parse_target(text) == HostName(text.rstrip("."))
 
@@ -56,7 +66,10 @@ def test_hostnames(text):
     ("text", "message"),
     [
         ("", "empty target"),
-        ("1.2.3", "not an address"),
+        ("1.2.3.4.5", "not an address"),
+        ("x" * 254, "at most 253 characters"),
+        ("a\x1b[31m", "not an address"),
+        ("a\udcffb", "not an address"),
         ("300.1.1.1", "not an address"),
         ("-h", "not an address"),
         ("--help", "not an address"),
@@ -73,6 +86,11 @@ def test_hostnames(text):
 def test_bad_targets_are_target_errors(text, message):
     with pytest.raises(TargetError, match=message):
         parse_target(text)
+
+
+def test_v4_mapped_addresses_read_as_ping_shows_them():
+    assert ipv6_text(int(ipaddress.IPv6Address("::ffff:127.1.0.1"))) == "::ffff:127.1.0.1"
+    assert ipv6_text(int(ipaddress.IPv6Address("::1:1"))) == "::1:1"
 
 
 def test_size_limit_needs_force():

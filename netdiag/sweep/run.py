@@ -14,6 +14,7 @@ import ipaddress
 import itertools
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from operator import itemgetter
@@ -222,11 +223,14 @@ def run_sweep(
     results: list[tuple[tuple[int, int], HostResult]] = []
     lock = threading.Lock()  # engines side by side emit from their own threads
 
+    states: Counter[HostState] = Counter()
+
     def emit(result: HostResult, order: tuple[int, int]) -> None:
-        if keep_results:
-            results.append((order, result))  # list.append is atomic
-        if on_result is not None:
-            with lock:
+        with lock:
+            states[result.state] += 1
+            if keep_results:
+                results.append((order, result))
+            if on_result is not None:
                 on_result(result)
 
     def resolve(name: str) -> list:
@@ -281,6 +285,8 @@ def run_sweep(
         summary = SweepSummary(
             total=unresolved + discovered + sum(e.done for e in engines),
             up=discovered + sum(e.up for e in engines),
+            unreachable=states[HostState.UNREACHABLE],
+            unresolved=unresolved,
             methods=tuple(MethodUse(g.plan.label, g.plan.reason, e.done) for g, e in zip(groups, engines, strict=True))
             + tuple(_discovery_uses(targets, discovered)),
             elapsed_s=time.monotonic() - start,
