@@ -6,6 +6,8 @@ import the core lazily so ``netdiag --help`` stays fast.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import signal
 import sys
@@ -45,34 +47,63 @@ ProtoOption = Annotated[
 
 
 def main(argv: list[str] | None = None, output: Output | None = None) -> int:
-    """Run netdiag; return the exit status instead of exiting."""
+    """Run netdiag; return the exit status instead of exiting.
+
+    The command is invoked here, not through Typer's ``main``: that one turns
+    Ctrl-C into a silent exit 130 and a closed pipe into exit 1 before any
+    command could print what it learned or say the reader left."""
+    from netdiag import interrupts
+
     if output is None:
         from netdiag.output import Output
 
         output = Output()
     command = typer.main.get_command(app)
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        status = command.main(args=argv, prog_name="netdiag", standalone_mode=False, obj=output)
+        with interrupts.handled(), command.make_context("netdiag", args, obj=output) as ctx:
+            status = command.invoke(ctx)
     except NetdiagError as exc:
         output.error(str(exc))
         return int(exc.exit_status)
-    except (KeyboardInterrupt, typer.Abort):
-        output.error("interrupted")
+    except KeyboardInterrupt:  # Ctrl-C, SIGTERM or SIGHUP where no command kept results
+        _quietly(output.error, "interrupted")
+        return interrupts.exit_status()
+    except typer.Exit as exc:  # --help
+        return int(exc.exit_code)
+    except typer.Abort:
+        output.error("aborted")
         return int(ExitStatus.INTERRUPTED)
     except typer.TyperException as exc:  # usage errors from the argument parser
         message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
         hint = f" (see '{exc.ctx.command_path} --help')" if getattr(exc, "ctx", None) else ""
         output.error(message.replace("\n", " ") + hint)
         return int(getattr(exc, "exit_code", ExitStatus.BAD_INPUT))
-    except BrokenPipeError:  # `netdiag ... | head`: the reader left, not an error
-        sys.stdout = None  # type: ignore[assignment] - stop the interpreter flushing it again
+    except OSError as exc:
+        if exc.errno not in (errno.EPIPE, errno.EIO):
+            return _internal_error(output, exc)
+        # `netdiag ... | head`, or the terminal hung up: the reader left, not an error.
+        # What is still buffered goes nowhere (Python's advice for SIGPIPE).
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return int(ExitStatus.OK)
-    except Exception as exc:  # a bug: one line, the traceback only when asked for
-        if os.environ.get("NETDIAG_DEBUG"):
-            raise
-        output.error(f"internal error: {type(exc).__name__}: {exc} (NETDIAG_DEBUG=1 shows the traceback)")
-        return int(ExitStatus.NEGATIVE)
+    except Exception as exc:  # noqa: BLE001 - a bug: reported in one line
+        return _internal_error(output, exc)
     return int(status or 0)
+
+
+def _internal_error(output: Output, exc: BaseException) -> int:
+    """A bug: one line, the traceback only when asked for."""
+    if os.environ.get("NETDIAG_DEBUG"):
+        raise exc
+    output.error(f"internal error: {type(exc).__name__}: {exc} (NETDIAG_DEBUG=1 shows the traceback)")
+    return int(ExitStatus.NEGATIVE)
+
+
+def _quietly(write: Any, message: str) -> None:
+    """Say it if stderr is still there (after SIGHUP it may not be)."""
+    with contextlib.suppress(OSError):
+        write(message)
 
 
 def _output(ctx: typer.Context) -> Output:
@@ -152,10 +183,12 @@ def dns(
     try:
         for answer in resolver.lookup_many(list(dict.fromkeys(queries)), timeout):
             answers.append(answer)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C, SIGTERM, SIGHUP
+        from netdiag import interrupts
+
         out.error("interrupted: showing the answers so far")
         _show_dns(out, sorted(answers, key=lambda a: order[a.query]), json_output)
-        return ExitStatus.INTERRUPTED
+        return interrupts.exit_status()
     answers.sort(key=lambda a: order[a.query])
     _show_dns(out, answers, json_output)
     return ExitStatus.OK if all(a.ok for a in answers) else ExitStatus.NEGATIVE
@@ -209,7 +242,8 @@ def sweep(
     from netdiag.sweep import SweepOptions, run_sweep
 
     out = _output(ctx)
-    texts = targets_module.expand_arguments(targets, _open_target_list)
+    limit = targets_module.MAX_LISTED if force else targets_module.MAX_ADDRESSES
+    texts = targets_module.expand_arguments(targets, _open_target_list, limit=limit)
     parsed = targets_module.parse_targets(texts, force=force)
     if not parsed:
         from netdiag.errors import BadInput
@@ -235,18 +269,23 @@ def sweep(
         report = run_sweep(parsed, options, progress=progress, on_result=on_result, keep_results=not jsonl)
     _show_sweep(out, report, parsed, alive=alive, show_map=show_map, json_output=json_output, jsonl=jsonl)
     if report.summary.interrupted:
-        return ExitStatus.INTERRUPTED
+        from netdiag import interrupts
+
+        return interrupts.exit_status()
     return ExitStatus.OK if report.summary.up else ExitStatus.NEGATIVE
 
 
 def _open_target_list(argument: str):
+    """stdin or the file, read lazily; bytes that are not UTF-8 are kept apart
+    (surrogates) so the target parser refuses them, not the decoder."""
+    import io
+
     from netdiag.errors import BadInput
 
     if argument == "-":
-        return sys.stdin
+        return io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="surrogateescape")
     try:
-        with open(argument[1:], encoding="utf-8", errors="replace") as f:
-            return f.readlines()
+        return open(argument[1:], encoding="utf-8", errors="surrogateescape")
     except OSError as exc:
         raise BadInput(f"cannot read target list {argument[1:]}: {exc.strerror}") from None
 

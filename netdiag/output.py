@@ -7,8 +7,10 @@ when something is actually rendered.
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
+import os
 import sys
 from typing import IO, TYPE_CHECKING, Any
 
@@ -57,18 +59,14 @@ class Output:
     # needs rich, and importing it costs start-up time.
     @functools.cached_property
     def out(self) -> Console:
-        from rich.console import Console
-
-        console = Console(file=self.stdout, highlight=False)
+        console = _console(file=self.stdout, highlight=False)
         if not console.is_terminal:  # piped: never fold an address to fit 80 columns
-            console = Console(file=self.stdout, highlight=False, width=PIPE_WIDTH)
+            console = _console(file=self.stdout, highlight=False, width=PIPE_WIDTH)
         return console
 
     @functools.cached_property
     def err(self) -> Console:
-        from rich.console import Console
-
-        return Console(file=self.stderr, highlight=False)
+        return _console(file=self.stderr, highlight=False)
 
     @property
     def interactive(self) -> bool:
@@ -137,3 +135,16 @@ def _is_terminal(stream: IO[str]) -> bool:
         return bool(isatty and isatty())
     except ValueError:  # closed
         return False
+
+
+def _console(**kwargs: Any) -> Console:
+    """A rich Console that lets a closed pipe reach ``cli.main`` as the
+    BrokenPipeError it is (rich's own exits 1: the reader leaving is exit 0)."""
+    from rich.console import Console
+
+    class PipeAwareConsole(Console):
+        def on_broken_pipe(self) -> None:
+            self.quiet = True
+            raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+
+    return PipeAwareConsole(**kwargs)

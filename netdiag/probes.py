@@ -16,6 +16,7 @@ import ipaddress
 import os
 import re
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -384,6 +385,7 @@ def arrival_ns(ancillary: list) -> int:
 # --- system ping ---------------------------------------------------------------
 
 _PING_RTT = re.compile(rb"icmp_seq=(\d+).*?time[=<]([\d.]+) ?ms")
+_PING_TRANSMITTED = re.compile(rb"^(\d+) packets transmitted", re.MULTILINE)
 _PING_ERROR = re.compile(rb"icmp_seq=(\d+) (Destination [^\n]*|Time to live exceeded)", re.IGNORECASE)
 
 
@@ -397,9 +399,70 @@ class PingOutcome:
     reason: str | None = None  # set when an error (unreachable) came back instead
 
 
-def system_ping(address: str, version: int, timeout: float, count: int = 1, interval: float = 0.2) -> PingOutcome:
+class PingChildren:
+    """The system pings an engine has running, so that an interruption can
+    end them all: SIGINT first (ping then prints the replies it had, which
+    are kept), SIGKILL for any still there. None is left behind."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: set[subprocess.Popen] = set()
+        self.closed = False
+
+    def run(self, command: list[str], timeout: float) -> tuple[int, bytes, bytes] | None:
+        """(status, stdout, stderr), or None when it ran out of time."""
+        with self._lock:
+            if self.closed:
+                return None
+            child = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            )  # fmt: skip
+            self._running.add(child)
+        try:
+            stdout, stderr = child.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.communicate()
+            return None
+        finally:
+            with self._lock:
+                self._running.discard(child)
+        return child.returncode, stdout, stderr
+
+    def interrupt(self) -> None:
+        with self._lock:
+            self.closed = True
+            for child in self._running:
+                with contextlib.suppress(OSError):
+                    child.send_signal(signal.SIGINT)
+
+    def kill(self) -> None:
+        with self._lock:
+            self.closed = True
+            for child in self._running:
+                with contextlib.suppress(OSError):
+                    child.kill()
+
+
+# What ping says when it cannot send, in the words the other methods use.
+_PING_CANNOT_SEND = (
+    (b"Network is unreachable", outcomes.reason(errno.ENETUNREACH)),
+    (b"No route to host", outcomes.reason(errno.EHOSTUNREACH)),
+    (b"ping broadcast", outcomes.reason(errno.EACCES)),
+    (b"Operation not permitted", outcomes.reason(errno.EPERM)),
+    (b"Cannot assign requested address", outcomes.reason(errno.EADDRNOTAVAIL)),
+    (b"Invalid argument", outcomes.reason(errno.EINVAL)),
+)
+
+
+def system_ping(
+    address: str, version: int, timeout: float, count: int = 1, interval: float = 0.2,
+    children: PingChildren | None = None,
+) -> PingOutcome:  # fmt: skip
     """One host through the system ping. ``address`` must be a numeric address
-    (never a user string) and comes after ``--``: it can never be an option."""
+    (never a user string) and comes after ``--``: it can never be an option.
+    A ping that cannot send to the address is an answer (unreachable, with
+    the reason), as for the other methods; only a ping that cannot run raises."""
     binary = ping_command()
     if binary is None:
         raise ProbeError("no ping command on this system")
@@ -408,27 +471,27 @@ def system_ping(address: str, version: int, timeout: float, count: int = 1, inte
         command += ["-i", f"{max(interval, 0.002):g}"]
     command += ["--", address]
     try:
-        done = subprocess.run(
-            command,
-            capture_output=True,
-            timeout=timeout + count * interval + 5,
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return PingOutcome((None,) * count)
+        done = (children or PingChildren()).run(command, timeout + count * interval + 5)
     except OSError as exc:
         raise ProbeError(f"cannot run {binary}: {exc.strerror}") from None
-    if done.returncode not in (0, 1):
-        message = (done.stderr or done.stdout).decode(errors="replace").strip().splitlines()
-        raise ProbeError(f"ping failed for {address}: {message[-1] if message else done.returncode}")
+    if done is None:
+        return PingOutcome((None,) * count)
+    status, stdout, stderr = done
     rtts: list[float | None] = [None] * count
-    for seq, rtt in _PING_RTT.findall(done.stdout):
+    for seq, rtt in _PING_RTT.findall(stdout):
         index = int(seq) - 1
         if 0 <= index < count:
             rtts[index] = float(rtt)
-    error = _PING_ERROR.search(done.stdout)
+    if (sent := _PING_TRANSMITTED.search(stdout)) and 0 < int(sent[1]) < count:
+        del rtts[int(sent[1]) :]  # interrupted: loss is over the requests it sent
+    error = _PING_ERROR.search(stdout)
     reason = outcomes.ping_reason(error.group(2).decode(errors="replace")) if error else None
+    if status not in (0, 1) and not any(rtts):
+        message = stderr or stdout
+        reason = next((words for text, words in _PING_CANNOT_SEND if text in message), None)
+        if reason is None:
+            lines = message.decode(errors="replace").strip().splitlines()
+            reason = f"ping failed: {lines[-1] if lines else f'exit status {status}'}"
     return PingOutcome(tuple(rtts), reason)
 
 

@@ -14,12 +14,16 @@ import re
 import socket
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import TextIO
 
 from netdiag.errors import NetdiagError, TargetError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 MAX_ADDRESSES = 65_536  # a /16: larger blocks need --force
+MAX_LISTED = 1 << 20  # targets from lists and stdin, even with --force: memory stays bounded
+MAX_LINE = 4096  # characters in one line of a target list
+_FORCE_HINT = "; add --force to sweep them"
 
 # The numbers-and-dots forms inet_aton reads; ipaddress takes only the dotted quad.
 _INET_ATON = re.compile(r"[0-9][0-9a-fA-FxX.]*")
@@ -192,18 +196,30 @@ def parse_targets(texts: Iterable[str], *, force: bool = False) -> list[Target]:
     return targets
 
 
-def read_target_lines(lines: Iterable[str]) -> Iterator[str]:
-    """Target strings from a list file: whitespace separated, ``#`` comments."""
-    for line in lines:
+def read_target_lines(stream: TextIO | Iterable[str]) -> Iterator[str]:
+    """Target strings from a list: whitespace separated, ``#`` comments. Lines
+    are read at most MAX_LINE characters at a time: ``@/dev/zero`` is one
+    endless line, and is refused, not read into memory."""
+    readline = getattr(stream, "readline", None)
+    lines = iter(lambda: readline(MAX_LINE + 1), "") if readline else iter(stream)
+    for number, line in enumerate(lines, 1):
+        if len(line) > MAX_LINE:
+            raise TargetError(f"line {number:,} of the target list is longer than {MAX_LINE:,} characters")
         yield from line.split("#", 1)[0].split()
 
 
-def expand_arguments(arguments: Iterable[str], open_list: Callable[[str], Iterable[str]]) -> list[str]:
-    """Replace ``@FILE`` and ``-`` arguments with the targets listed in them."""
+def expand_arguments(
+    arguments: Iterable[str], open_list: Callable[[str], TextIO | Iterable[str]], *, limit: int = MAX_LISTED
+) -> list[str]:
+    """Replace ``@FILE`` and ``-`` arguments with the targets listed in them;
+    more than ``limit`` targets in all is refused as soon as it is seen."""
     texts: list[str] = []
     for argument in arguments:
         if argument == "-" or (argument.startswith("@") and len(argument) > 1):
-            texts.extend(read_target_lines(open_list(argument)))
+            for text in read_target_lines(open_list(argument)):
+                texts.append(text)
+                if len(texts) > limit:
+                    raise TargetError(f"more than {limit:,} targets{_FORCE_HINT if limit < MAX_LISTED else ''}")
         else:
             texts.append(argument)
     return texts

@@ -3,6 +3,8 @@ import time
 
 import pytest
 
+from netdiag import workers
+from netdiag.errors import CannotRun
 from netdiag.workers import TIMED_OUT, iter_with_deadline
 
 
@@ -21,11 +23,33 @@ def test_a_stuck_call_times_out_without_holding_the_others():
     assert 0.3 <= elapsed < 1.0
 
 
-def test_deadline_counts_from_when_a_call_starts():
-    # one worker: the second call starts only after the first; it still gets its full deadline
+def test_one_deadline_bounds_the_whole_batch():
+    # one worker: the second call would start only after the first, past the deadline
     calls = [("first", 0.2), ("second", 0.2)]
+    start = time.monotonic()
     results = dict(iter_with_deadline(lambda call: time.sleep(call[1]) or call[0], calls, 0.3, workers=1))
-    assert results == {("first", 0.2): "first", ("second", 0.2): "second"}
+    assert results == {("first", 0.2): "first", ("second", 0.2): TIMED_OUT}
+    assert time.monotonic() - start < 0.45
+
+
+def test_no_thread_to_be_had_is_cannot_run(monkeypatch):
+    monkeypatch.setattr(workers, "spawn", lambda *args, **kwargs: None)
+    with pytest.raises(CannotRun, match="cannot start a thread"):
+        list(iter_with_deadline(str, [1, 2], 1))
+
+
+def test_fewer_threads_than_asked_still_do_all_the_work(monkeypatch):
+    real_spawn, started = workers.spawn, []
+
+    def spawn_two(*args, **kwargs):
+        if len(started) == 2:
+            return None  # the system refuses a third
+        started.append(real_spawn(*args, **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(workers, "spawn", spawn_two)
+    assert dict(iter_with_deadline(str, range(10), 2, workers=8)) == {n: str(n) for n in range(10)}
+    assert len(started) == 2
 
 
 def test_exceptions_propagate():

@@ -1,46 +1,71 @@
 """The system ping engine: a queue of hosts feeding worker threads that each
-run the system ``ping`` for one host."""
+run the system ``ping`` for one host.
+
+At an interruption every ping still running gets SIGINT, as a terminal's
+Ctrl-C would give it, so it prints the replies it had; they are kept, and
+any ping still there after a moment is killed: no child outlives the sweep.
+"""
 
 from __future__ import annotations
 
+import os
 import queue
-import threading
+import resource
 import time
 
 from netdiag import probes
-from netdiag.errors import NetdiagError
+from netdiag.errors import CannotRun, NetdiagError
 from netdiag.sweep.engine import Engine
 from netdiag.sweep.inflight import RETRY, Schedule, next_step
+from netdiag.workers import spawn
 
 DEFAULT_WORKERS = 64
+DESCRIPTORS_PER_CHILD = 4  # its stdout and stderr pipes, both ends while it starts
+SPARE_DESCRIPTORS = 16  # for everything else the process opens meanwhile
+PARTIAL_RESULTS_WAIT_S = 1.0  # for interrupted pings to print what they had
+
+
+def worker_limit(wanted: int) -> int:
+    """As many workers as the descriptor limit leaves room for (``ulimit -n``)."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return wanted
+    try:
+        in_use = len(os.listdir("/proc/self/fd"))
+    except OSError:
+        in_use = 16
+    return max(0, min(wanted, (soft - in_use - SPARE_DESCRIPTORS) // DESCRIPTORS_PER_CHILD))
 
 
 class PingEngine(Engine):
     def run(self, hosts, emit, progress, stop) -> None:
         options = self.options
-        workers = options.workers or DEFAULT_WORKERS
+        workers = worker_limit(options.workers or DEFAULT_WORKERS)
+        if workers == 0:
+            raise CannotRun("--method ping: no file descriptors left for ping's pipes (see ulimit -n)")
         todo: queue.Queue = queue.Queue(maxsize=workers * 2)
         finished: queue.Queue = queue.Queue()
+        children = probes.PingChildren()
 
         def work() -> None:
             while (host := todo.get()) is not None:
                 try:
-                    while not stop.is_set():
+                    while True:
                         outcome = probes.system_ping(
-                            host.address, host.version, options.timeout, options.count, options.interval
+                            host.address, host.version, options.timeout, options.count, options.interval, children
                         )
                         host.rtts.extend(outcome.rtts_ms)
                         host.replies = sum(r is not None for r in host.rtts)
                         host.reason = outcome.reason
-                        if next_step(host, len(host.rtts)) is not RETRY:
+                        if children.closed or next_step(host, len(host.rtts)) is not RETRY:
                             break
                     finished.put(host)
                 except NetdiagError as exc:
                     finished.put(exc)
 
-        threads = [threading.Thread(target=work, daemon=True) for _ in range(workers)]
-        for thread in threads:
-            thread.start()
+        started = sum(spawn(work, name="ping") is not None for _ in range(workers))
+        if not started:
+            raise CannotRun("--method ping: cannot start a thread (see ulimit -u and -v)")
         schedule = Schedule(hosts, options.retries)  # retries happen in the worker
         taken: set = set()  # queued or being pinged
         queued = 0
@@ -70,16 +95,33 @@ class PingEngine(Engine):
         except KeyboardInterrupt:
             self.interrupted = True
         finally:
-            while True:  # let idle workers go; busy ones are daemons
-                try:
-                    todo.get_nowait()
-                except queue.Empty:
-                    break
-            for _ in threads:
-                try:
-                    todo.put_nowait(None)
-                except queue.Full:
-                    break
+            self._wind_down(todo, finished, children, taken, started, emit)
         if stop.is_set() or self.interrupted:  # a ping still running is reported as it stands
             self._finish_unsettled(taken | schedule.waiting(), emit)
         self._report(progress, 0, force=True)
+
+    def _wind_down(self, todo, finished, children, taken, workers: int, emit) -> None:
+        """Stop every worker and child; keep what interrupted pings had learned."""
+        while True:  # hosts not yet started never will be
+            try:
+                todo.get_nowait()
+            except queue.Empty:
+                break
+        for _ in range(workers):
+            try:
+                todo.put_nowait(None)
+            except queue.Full:
+                break
+        if not taken:
+            return
+        children.interrupt()
+        deadline = time.monotonic() + PARTIAL_RESULTS_WAIT_S
+        while taken and (left := deadline - time.monotonic()) > 0:
+            try:
+                host = finished.get(timeout=left)
+            except queue.Empty:
+                break
+            if not isinstance(host, NetdiagError) and host in taken:
+                taken.discard(host)
+                self._finish(host, emit)
+        children.kill()

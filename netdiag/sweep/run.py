@@ -34,7 +34,7 @@ from netdiag.sweep.options import (
     plan_kernel_method,
 )
 from netdiag.targets import HostName, LinkDiscovery, Target, Unresolved, iter_runs, run_texts
-from netdiag.workers import TIMED_OUT, iter_with_deadline
+from netdiag.workers import TIMED_OUT, iter_with_deadline, spawn
 
 if TYPE_CHECKING:
     from netdiag import links
@@ -279,7 +279,11 @@ def run_sweep(
         interrupted = interrupted or any(e.interrupted for e in engines)
         if keep_results:
             results.sort(key=itemgetter(0))  # (4, n) before (6, n); unresolved names (7, input position)
-            final = _annotate([r for _, r in results], options, groups, interrupted)
+            final = [r for _, r in results]
+            try:
+                final = _annotate(final, options, groups, interrupted)
+            except KeyboardInterrupt:  # while names were looked up: the hosts stand without them
+                interrupted = True
         else:
             final = []
         summary = SweepSummary(
@@ -321,9 +325,13 @@ def _run_engines(engines: list[Engine], groups: list[Group], emit: Emit, progres
             failures.append(exc)
             stop.set()
 
-    threads = [threading.Thread(target=run, args=pair, daemon=True) for pair in zip(engines, groups, strict=True)]
-    for thread in threads:
-        thread.start()
+    threads = []
+    for engine, group in zip(engines, groups, strict=True):
+        thread = spawn(run, engine, group, name="engine")
+        if thread is None:  # the system has no thread to give: this one runs it, in turn
+            run(engine, group)
+        else:
+            threads.append(thread)
     try:
         for thread in threads:
             while thread.is_alive():

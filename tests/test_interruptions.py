@@ -1,0 +1,187 @@
+"""Signals, a reader that leaves, and resource limits: every command keeps
+what it learned, restores the terminal, leaves no child behind and says why
+it could not run, in real processes inside the lab."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+from tests.lab import netdiag_command, run_netdiag, with_resolv_conf
+
+pytestmark = pytest.mark.lab
+
+
+@pytest.fixture
+def silent_resolver(tmp_path):
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.53", 53))  # reads nothing: queries pile up unanswered
+    conf = tmp_path / "resolv.conf"
+    conf.write_text("nameserver 127.0.0.53\noptions timeout:30 attempts:1\n")
+    yield conf
+    sock.close()
+
+
+def start(*args: str, prefix=(), **kwargs) -> subprocess.Popen:
+    return subprocess.Popen(
+        [*prefix, *netdiag_command(*args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs
+    )
+
+
+def interrupt(process: subprocess.Popen, after: float, signum: int = signal.SIGINT, timeout: float = 20):
+    time.sleep(after)
+    process.send_signal(signum)
+    stdout, stderr = process.communicate(timeout=timeout)
+    assert b"Traceback" not in stderr and b"internal error" not in stderr, stderr
+    return stdout, stderr
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_every_signal_keeps_the_sweep_so_far(signum):
+    process = start("sweep", "--json", "-n", "--rate", "1000", "-t", "1", "127.3.0.0/21")
+    stdout, _ = interrupt(process, 1.0, signum)
+    assert process.returncode == 128 + signum
+    doc = json.loads(stdout)
+    assert doc["summary"]["interrupted"] is True and 0 < doc["summary"]["total"] < 2046
+    assert doc["summary"]["up"] > 0
+
+
+def test_jsonl_gets_its_summary_line_on_sigterm():
+    process = start("sweep", "--jsonl", "--rate", "1000", "-t", "1", "127.3.0.0/21")
+    stdout, _ = interrupt(process, 1.0, signal.SIGTERM)
+    assert process.returncode == 143
+    last = json.loads(stdout.splitlines()[-1])
+    assert last["summary"]["interrupted"] is True and last["summary"]["total"] == len(stdout.splitlines()) - 1
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_ping_sweep_keeps_the_replies_and_leaves_no_ping(signum):
+    process = start("sweep", "--json", "-n", "-m", "ping", "-c", "50", "-i", "0.05", "127.1.77.1-3")
+    stdout, _ = interrupt(process, 1.5, signum)
+    assert process.returncode == 128 + signum
+    rows = json.loads(stdout)["results"]
+    assert [r["address"] for r in rows] == ["127.1.77.1", "127.1.77.2", "127.1.77.3"]
+    for row in rows:  # loss over the requests ping sent before it was stopped, not over 50
+        assert row["alive"] and 5 < len(row["rtts_ms"]) < 50 and row["loss"] < 0.2, row
+    time.sleep(0.2)
+    left = subprocess.run(["pgrep", "-f", "127.1.77."], capture_output=True, text=True, check=False)
+    assert left.stdout == "", f"ping children left running: {left.stdout}"
+
+
+def test_ctrl_c_while_names_are_looked_up_keeps_the_hosts(silent_resolver):
+    process = start("sweep", "--json", "-t", "0.3", "127.1.0.0/28", prefix=with_resolv_conf(silent_resolver))
+    stdout, _ = interrupt(process, 2.0)  # probing takes 0.3 s; the names would take 30
+    assert process.returncode == 130
+    doc = json.loads(stdout)
+    assert doc["summary"]["interrupted"] is True and doc["summary"]["up"] == 14
+    assert all(row["name"] is None for row in doc["results"])
+
+
+def test_dns_prints_its_answers_on_sigterm(silent_resolver):
+    process = start("dns", "--json", "-t", "20", "slow.lab.test", "hostsonly", prefix=with_resolv_conf(silent_resolver))
+    stdout, _ = interrupt(process, 1.5, signal.SIGTERM)
+    assert process.returncode == 143
+    answers = {row["query"]: row["status"] for row in json.loads(stdout)["results"]}
+    assert answers == {"hostsonly": "ok"}
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("sweep", "--jsonl", "-t", "0.3", "127.3.0.0/24"), ("sweep", "-n", "--map", "-t", "0.3", "127.3.0.0/24"),
+     ("service", "--list"), ("dns", "localhost", "web.lab.test", "127.1.0.10")],
+    ids=["jsonl", "map", "service", "dns"],
+)  # fmt: skip
+def test_a_reader_that_leaves_is_exit_0(args):
+    process = start(*args)
+    assert process.stdout.readline()
+    process.stdout.close()  # `| head -1`
+    stderr = process.stderr.read()
+    assert process.wait(timeout=20) == 0, stderr
+    assert stderr == b"" or b"hosts up" in stderr
+
+
+def test_a_signal_on_a_terminal_restores_the_cursor():
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        netdiag_command("sweep", "-n", "-t", "3", "--rate", "200", "127.2.0.0/22"),
+        stdin=terminal, stdout=terminal, stderr=terminal, env={**os.environ, "TERM": "xterm", "COLUMNS": "100"},
+    )  # fmt: skip
+    os.close(terminal)
+    screen = bytearray()
+    deadline = time.monotonic() + 1.5
+    while time.monotonic() < deadline:
+        if select.select([controller], [], [], 0.1)[0]:
+            screen += os.read(controller, 65536)
+    process.send_signal(signal.SIGTERM)
+    while True:
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # EIO: the process is gone
+            break
+        if not chunk:
+            break
+        screen += chunk
+    os.close(controller)
+    assert process.wait(timeout=10) == 143
+    assert b"\x1b[?25l" in screen, "the progress bar never hid the cursor: the test proves nothing"
+    assert screen.rfind(b"\x1b[?25h") > screen.rfind(b"\x1b[?25l"), "cursor left hidden"
+    assert b"interrupted" in screen and b"Traceback" not in screen
+
+
+@pytest.mark.parametrize(
+    "feed",
+    [["sweep", "@/dev/zero"], ["sweep", "-"], ["yes"]],
+    ids=["@/dev/zero", "-</dev/zero", "yes|"],
+)
+def test_endless_target_lists_are_refused_with_bounded_memory(feed):
+    if feed == ["yes"]:
+        source = subprocess.Popen(["yes"], stdout=subprocess.PIPE)
+        stdin, args = source.stdout, ["sweep", "-"]
+    else:
+        source, stdin, args = None, open("/dev/zero", "rb"), feed  # noqa: SIM115 - closed below
+    started = time.monotonic()
+    result = subprocess.run(
+        ["prlimit", "--as=1000000000", *netdiag_command(*args)],
+        stdin=stdin,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    stdin.close()
+    if source:
+        source.kill()
+    assert result.returncode == 2, result.stderr
+    assert len(result.stderr.splitlines()) == 1 and b"Traceback" not in result.stderr
+    assert time.monotonic() - started < 20
+
+
+def test_ping_runs_within_a_small_descriptor_limit():
+    result = run_netdiag("sweep", "-n", "-m", "ping", "127.1.0.0/25", prefix=("prlimit", "--nofile=64"))
+    assert result.returncode == 0, result.stderr
+    assert b"126/126 hosts up" in result.stderr
+
+
+def test_lookups_run_within_an_address_space_limit():
+    names = [f"h-127-1-0-{i}.lab.test" for i in range(1, 51)]
+    result = run_netdiag("dns", "--json", *names, prefix=("prlimit", "--as=400000000"))
+    assert result.returncode == 0, result.stderr
+    assert len(json.loads(result.stdout)["results"]) == 50
+
+
+def test_ping_that_cannot_send_is_a_row_not_an_abort():
+    status_doc = run_netdiag("sweep", "--json", "-n", "-m", "ping", "127.1.0.1-2", "127.255.255.255", "198.51.100.1")
+    rows = {r["address"]: (r["state"], r["reason"]) for r in json.loads(status_doc.stdout)["results"]}
+    assert rows == {
+        "127.1.0.1": ("up", None),
+        "127.1.0.2": ("up", None),
+        "127.255.255.255": ("unreachable", "not permitted (a broadcast address?)"),
+        "198.51.100.1": ("unreachable", "network unreachable"),  # no route in the lab: nothing is sent
+    }
