@@ -185,3 +185,18 @@ def test_ping_that_cannot_send_is_a_row_not_an_abort():
         "127.255.255.255": ("unreachable", "not permitted (a broadcast address?)"),
         "198.51.100.1": ("unreachable", "network unreachable"),  # no route in the lab: nothing is sent
     }
+
+
+def test_addresses_are_swept_while_names_resolve(silent_resolver):
+    names = [f"slow{i}.lab.test" for i in range(100)]
+    process = start("sweep", "--jsonl", "-t", "0.5", "127.1.0.1", *names, prefix=with_resolv_conf(silent_resolver))
+    started = time.monotonic()
+    first = json.loads(process.stdout.readline())
+    first_after = time.monotonic() - started
+    rest = process.stdout.read().splitlines()
+    assert process.wait(timeout=20) == 0
+    assert first["address"] == "127.1.0.1" and first["alive"]
+    assert first_after < 1.5, f"the address waited {first_after:.1f}s for the names (2 s deadline)"
+    rows = [json.loads(line) for line in rest[:-1]]
+    assert len(rows) == 100 and {r["state"] for r in rows} == {"unresolved"}
+    assert json.loads(rest[-1])["summary"]["unresolved"] == 100

@@ -34,7 +34,7 @@ from netdiag.sweep.options import (
     plan_kernel_method,
 )
 from netdiag.targets import HostName, LinkDiscovery, Target, Unresolved, iter_runs, run_texts
-from netdiag.workers import TIMED_OUT, iter_with_deadline, spawn
+from netdiag.workers import TIMED_OUT, call_soon, iter_with_deadline, spawn
 
 if TYPE_CHECKING:
     from netdiag import links
@@ -203,6 +203,41 @@ def _neighbour_budget(link: links.Link) -> NeighbourBudget:
     return NeighbourBudget(capacity, int(hold * 1e9))
 
 
+def _has_names(targets: list[Target]) -> bool:
+    return any(isinstance(t, HostName) for t in targets)
+
+
+def _checks_addresses(options: SweepOptions) -> bool:
+    return options.method == "arp" or bool(options.interface or options.source)
+
+
+def _resolved_by(answers: dict[str, list | NetdiagError]) -> Callable[[str], list]:
+    def resolve(name: str) -> list:
+        answer = answers[name]
+        if isinstance(answer, NetdiagError):
+            raise answer
+        return answer
+
+    return resolve
+
+
+def _later(name: str) -> list:
+    return []  # not known yet: swept once the names are resolved
+
+
+def _not_swept(runs: list[Run], swept: list[Run]) -> list[Run]:
+    """The names' runs (single addresses) that the address targets did not cover."""
+    covered = {(version, n) for version, first, last, _ in swept for n in (first, last) if first == last}
+    blocks = [(version, first, last) for version, first, last, _ in swept if first != last]
+    return [
+        run
+        for run in runs
+        if run[3] is not None
+        and (run[0], run[1]) not in covered
+        and not any(v == run[0] and first <= run[1] <= last for v, first, last in blocks)
+    ]
+
+
 def run_sweep(
     targets: list[Target],
     options: SweepOptions,
@@ -219,7 +254,9 @@ def run_sweep(
     options.validate()
     start = time.monotonic()
     stop = stop or threading.Event()
-    resolved = resolve_names(targets, options.name_timeout) if any(isinstance(t, HostName) for t in targets) else {}
+    names = call_soon(resolve_names, targets, options.name_timeout) if _has_names(targets) else None
+    if names is not None and _checks_addresses(options):
+        names.result()  # -I, -S and -m arp refuse some addresses: know them all before anything is sent
     results: list[tuple[tuple[int, int], HostResult]] = []
     lock = threading.Lock()  # engines side by side emit from their own threads
 
@@ -233,22 +270,25 @@ def run_sweep(
             if on_result is not None:
                 on_result(result)
 
-    def resolve(name: str) -> list:
-        answer = resolved[name]
-        if isinstance(answer, NetdiagError):
-            raise answer
-        return answer
-
-    runs: list[Run] = []
     unresolved = 0
-    for run in iter_runs(targets, resolve):
-        if isinstance(run, Unresolved):
-            unresolved += 1
-            emit(HostResult(run.name, HostState.UNRESOLVED, reason=run.reason), (UNRESOLVED_ORDER, unresolved))
-        else:
-            runs.append(run)
+
+    def runs_of(resolve: Callable[[str], list]) -> list[Run]:
+        nonlocal unresolved
+        runs: list[Run] = []
+        for run in iter_runs(targets, resolve):
+            if isinstance(run, Unresolved):
+                unresolved += 1
+                emit(HostResult(run.name, HostState.UNRESOLVED, reason=run.reason), (UNRESOLVED_ORDER, unresolved))
+            else:
+                runs.append(run)
+        return runs
+
+    # Addresses and networks are swept while names resolve; the names' own
+    # addresses follow, those the others did not already cover.
+    runs = runs_of(_resolved_by(names.result()) if names is not None and names.done() else _later)
     groups = plan_groups(runs, options) if runs else []
     engines = [build_engine(group, options) for group in groups]
+    later = names is not None and not names.done()
     discovered, discovery_probes = 0, 0
 
     def report_progress(*_: int) -> None:
@@ -271,6 +311,14 @@ def run_sweep(
                         emit(result, (6, DISCOVERED_AFTER + number))
             if engines:
                 _run_engines(engines, groups, emit, report_progress, stop)
+            if later and not stop.is_set():
+                swept = runs
+                runs = _not_swept(runs_of(_resolved_by(names.result())), swept)  # type: ignore[union-attr]
+                more = plan_groups(runs, options) if runs else []
+                groups += more
+                engines += [build_engine(group, options) for group in more]
+                if more:
+                    _run_engines(engines[-len(more) :], more, emit, report_progress, stop)
         except KeyboardInterrupt:
             interrupted = True
         finally:
