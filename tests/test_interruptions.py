@@ -200,3 +200,12 @@ def test_addresses_are_swept_while_names_resolve(silent_resolver):
     rows = [json.loads(line) for line in rest[:-1]]
     assert len(rows) == 100 and {r["state"] for r in rows} == {"unresolved"}
     assert json.loads(rest[-1])["summary"]["unresolved"] == 100
+
+
+@pytest.mark.parametrize("method", ["icmp", "tcp", "ping"])
+def test_hosts_in_flight_at_an_interruption_are_down_and_say_so(method):
+    process = start("sweep", "--json", "-n", "-m", method, "-t", "10", "127.2.0.0/28")  # they never answer
+    stdout, _ = interrupt(process, 1.5)
+    doc = json.loads(stdout)
+    assert doc["summary"]["total"] == 14 and doc["summary"]["down"] == 14 and doc["summary"]["probes_sent"] >= 14
+    assert {(r["state"], r["reason"]) for r in doc["results"]} == {("down", "interrupted before its timeout")}

@@ -17,6 +17,7 @@ from netdiag.models import HostResult, HostState
 from netdiag.sweep.inflight import FINISH, RETRY, Host, Schedule, next_step
 from netdiag.sweep.options import SweepOptions
 
+NOT_SETTLED = "interrupted before its timeout"  # down, but only as far as anyone knows
 PROGRESS_EVERY_NS = 100_000_000
 BURST = 256  # probes sent between two reads of the receive queue
 EXPIRY_GRAIN_S = 0.001  # timeouts are kept to within a millisecond
@@ -110,7 +111,12 @@ class Engine(ABC):
         """Stopped early: hosts still being probed are reported as learned so
         far (up if they answered; else down, not settled)."""
         for host in hosts:
-            self._finish(host, emit)
+            result = host.result()
+            if result.state is HostState.DOWN:
+                result = result._replace(reason=NOT_SETTLED)
+            self.done += 1
+            self.up += result.state is HostState.UP
+            emit(result, (host.version, host.number))
 
     def _report(self, progress: Progress, now: int, force: bool = False) -> None:
         if force or now >= self._next_progress_ns:

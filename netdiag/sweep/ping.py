@@ -123,5 +123,5 @@ class PingEngine(Engine):
                 break
             if not isinstance(host, NetdiagError) and host in taken:
                 taken.discard(host)
-                self._finish(host, emit)
+                self._finish_unsettled({host}, emit)  # what its ping had when stopped
         children.kill()
