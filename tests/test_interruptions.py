@@ -209,3 +209,16 @@ def test_hosts_in_flight_at_an_interruption_are_down_and_say_so(method):
     doc = json.loads(stdout)
     assert doc["summary"]["total"] == 14 and doc["summary"]["down"] == 14 and doc["summary"]["probes_sent"] >= 14
     assert {(r["state"], r["reason"]) for r in doc["results"]} == {("down", "interrupted before its timeout")}
+
+
+def test_tcp_within_a_small_descriptor_limit_waits_for_room_instead_of_failing_hosts():
+    result = run_netdiag(
+        "sweep", "--json", "-n", "-m", "tcp", "-w", "500", "-t", "0.3", "127.2.0.0/28", "127.1.0.0/28",
+        prefix=("prlimit", "--nofile=40"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)["results"]
+    states = {(r["address"].rsplit(".", 2)[0], r["state"], r["reason"]) for r in rows}
+    assert states == {("127.2", "down", None), ("127.1", "up", None)}, states
+    refused = run_netdiag("sweep", "-m", "tcp", "127.1.0.1", prefix=("prlimit", "--nofile=8"))
+    assert refused.returncode == 3 and b"ulimit -n" in refused.stderr

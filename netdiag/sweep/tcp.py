@@ -4,11 +4,13 @@ SYN-ACK or an RST on any port means the host is up."""
 from __future__ import annotations
 
 import errno
+import os
 import selectors
 import socket
 import time
 
 from netdiag import outcomes, probes
+from netdiag.errors import CannotRun
 from netdiag.limits import raise_descriptor_limit
 from netdiag.sweep.engine import EXPIRY_GRAIN_S, Engine
 from netdiag.sweep.inflight import Host, InFlight, NeighbourBudget, Schedule
@@ -18,7 +20,9 @@ class TcpEngine(Engine):
     def __init__(self, options, budget: NeighbourBudget | None = None) -> None:
         super().__init__(options)
         self.selector = selectors.DefaultSelector()
-        self.limit = options.workers or connection_budget()
+        self.limit = min(options.workers or 1 << 30, connection_budget())
+        if self.limit < len(options.ports):
+            raise CannotRun(f"--method tcp: no file descriptors for {len(options.ports)} connections (see ulimit -n)")
         self.budget = budget
 
     def close(self) -> None:
@@ -33,16 +37,19 @@ class TcpEngine(Engine):
         schedule = Schedule(hosts, options.retries)
         config = options.probe_config
 
-        def attempt(host: Host, now: int) -> None:
+        def attempt(host: Host, now: int) -> bool:
+            """Connect to each port; False if the process ran out of descriptors
+            (back-pressure: the host is tried again once connections close)."""
             host.rtts.append(None)
             mine = sockets[host] = []
-            if budget is not None and not host.replies:
-                budget.hold(now)
             for port in options.ports:
                 began = time.monotonic_ns()  # each connect timed from its own start
                 try:
                     sock, code = probes.start_connect(host.address, host.version, port, config)
                 except OSError as exc:
+                    if exc.errno in (errno.EMFILE, errno.ENFILE):
+                        withdraw(host)
+                        return False
                     host.reason = outcomes.reason(exc.errno or 0)
                     continue
                 self._count_send(now)
@@ -53,8 +60,21 @@ class TcpEngine(Engine):
                 else:
                     sock.close()
                     self._outcome(host, code, began, time.monotonic_ns())
+            if budget is not None and not host.replies:
+                budget.hold(now)
             if not mine:
                 conclude(host)
+            return True
+
+        def withdraw(host: Host) -> None:
+            for sock in sockets.pop(host):
+                inflight.take(sock)
+                release(sock)
+            host.rtts.pop()
+            schedule.refuse(host)
+            if not len(inflight):
+                raise CannotRun("--method tcp: no file descriptor left for a connection (see ulimit -n)")
+            self.limit = len(inflight)  # what this process can hold, as it turns out
 
         def conclude(host: Host) -> None:
             del sockets[host]
@@ -81,9 +101,8 @@ class TcpEngine(Engine):
                 now = time.monotonic_ns()
                 while len(inflight) + len(options.ports) <= self.limit and self._may_send(now):
                     host = schedule.next(now, budget is None or budget.free(now))
-                    if host is None:
+                    if host is None or not attempt(host, now):
                         break
-                    attempt(host, now)
                 if not schedule.pending and not len(inflight):
                     break
                 wakes = [inflight.next_deadline()]
@@ -120,6 +139,16 @@ class TcpEngine(Engine):
             host.reason = reason
 
 
+SPARE_DESCRIPTORS = 64  # for the resolver, the terminal, and whatever else opens files meanwhile
+
+
 def connection_budget() -> int:
-    """How many connections may be in flight: most of the descriptor limit."""
-    return max(16, min(raise_descriptor_limit(65536) - 64, 16384))
+    """How many connections may be in flight: what the descriptor limit
+    leaves once lifted as far as it goes (``ulimit -n``), at most 16,384."""
+    limit = raise_descriptor_limit(65536)
+    try:
+        in_use = len(os.listdir("/proc/self/fd"))
+    except OSError:
+        in_use = 16
+    spare = min(SPARE_DESCRIPTORS, limit // 4)
+    return max(0, min(limit - in_use - spare, 16384))
