@@ -174,6 +174,9 @@ def test_lookups_run_within_an_address_space_limit():
     result = run_netdiag("dns", "--json", *names, prefix=("prlimit", "--as=400000000"))
     assert result.returncode == 0, result.stderr
     assert len(json.loads(result.stdout)["results"]) == 50
+    swept = run_netdiag("sweep", "--json", "-m", "ping", "127.1.0.0/24", prefix=("prlimit", "--as=400000000"))
+    assert swept.returncode == 0, swept.stderr
+    assert json.loads(swept.stdout)["summary"]["up"] == 254
 
 
 def test_ping_that_cannot_send_is_a_row_not_an_abort():
