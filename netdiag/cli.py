@@ -476,8 +476,8 @@ def telnet(
         out.warn(f"closed after {idle_timeout:g}s idle; {counts}")
         return ExitStatus.NEGATIVE
     if talk:
-        closed = "Connection closed by foreign host." if result.ended_by == "remote close" else "Connection closed."
-        out.info(f"{closed} {counts}")
+        by_server = {"remote close": "closed by foreign host", "remote reset": "reset by foreign host"}
+        out.info(f"Connection {by_server.get(result.ended_by, 'closed')}. {counts}")
     return ExitStatus.OK
 
 
@@ -537,9 +537,18 @@ def listen(
     mode: Annotated[str, typer.Option("--mode", "-m", help="echo, discard, banner or lookup.")] = "echo",
     banner: Annotated[str | None, typer.Option("--banner", "-b", help="With --mode banner: the text to send.")] = None,
     max_clients: Annotated[int, typer.Option("--max-clients", help="Refuse connections beyond this many.")] = 4096,
+    max_per_source: Annotated[
+        int, typer.Option("--max-per-source", help="Refuse connections beyond this many from one address.")
+    ] = 256,
     idle_timeout: Annotated[
         float, typer.Option("--idle-timeout", help="Close clients idle this many seconds.")
     ] = 300.0,
+    first_data_timeout: Annotated[
+        float,
+        typer.Option(
+            "--first-data-timeout", help="Close clients that send nothing (lookup: no full line) in this many seconds."
+        ),
+    ] = 20.0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No line per connection.")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Events as JSON lines on stdout.")] = False,
 ) -> int:
@@ -553,11 +562,13 @@ def listen(
         mode=mode.lower(),
         banner=banner or "",
         max_clients=max_clients,
+        max_per_source=max_per_source,
         idle_timeout=idle_timeout,
+        first_data_timeout=first_data_timeout,
     )
     show = _listen_json(out, options.mode) if json_output else _listen_events(out, options.mode, quiet)
     listener = Listener(options, show)
-    previous_term = signal.signal(signal.SIGTERM, lambda signum, frame: listener.stop.set())
+    previous_term = signal.signal(signal.SIGTERM, lambda signum, frame: listener.shutdown())
     interrupted = False
     try:
         summary = listener.serve()
@@ -606,6 +617,8 @@ def _listen_events(out: Output, mode: str, quiet: bool):
             address = f"[{event.address}]" if ":" in event.address else event.address
             out.stdout.write(f"listening on {address} port {event.port} ({mode})\n")
             out.stdout.flush()
+        elif event.kind == "refused" and not event.address:  # the server is out of something: said even with -q
+            out.warn(event.detail)
         elif quiet:
             return
         elif event.kind == "open":

@@ -1,35 +1,60 @@
 """A select-based test server: many clients in one thread, the other end of a
 reachability test (and of netdiag's own tests).
 
-Non-blocking sockets, one output buffer per client. A client that sends
-without reading cannot grow the server's memory: while its output buffer is
-over the high-water mark the server stops reading from it. Lookups (``lookup``
-mode) run on daemon threads and hand their answers back through a socketpair,
-so a slow resolver never stalls the loop. The server reports what happens
-through ``on_event``; it never prints.
+Non-blocking sockets, one output buffer per client, and limits that keep one
+client (or one address) from hurting everyone else:
+
+- a client that sends without reading is no longer read from while its output
+  backs up (HIGH_WATER); while everything buffered for all clients together is
+  over BUFFER_BUDGET, only clients owed nothing are read from;
+- at most ``max_per_source`` connections from one address, and a client that
+  has sent nothing (lookup mode: no full line) is closed after
+  ``first_data_timeout``, long before the idle timeout;
+- out of file descriptors, waiting connections are refused (accepted on a
+  descriptor kept in reserve and closed) and the listening socket is left
+  alone for ACCEPT_PAUSE, instead of failing accept() in a tight loop.
+
+Lookups (``lookup`` mode) run on a few daemon threads and come back through a
+socketpair, so a slow resolver never stalls the loop. The threads take one
+query per client in turn, a client may have at most MAX_PENDING unanswered,
+and each client's answers go out in the order it asked. The server reports
+what happens through ``on_event``; it never prints.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import os
 import queue
 import selectors
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from netdiag import outcomes
-from netdiag.errors import BadInput, NetdiagError
+from netdiag.errors import BadInput, CannotRun, NetdiagError
 from netdiag.limits import raise_descriptor_limit
+from netdiag.output import visible
+from netdiag.workers import spawn
 
 MODES = ("echo", "discard", "banner", "lookup")
 READ_SIZE = 256 * 1024
+SMALL_READ = 16 * 1024  # lookup lines are short; and the most a client owed nothing reads over the budget
 HIGH_WATER = 1024 * 1024  # per-client output buffered before reading from it pauses
 LOW_WATER = 256 * 1024
+BUFFER_BUDGET = 64 * 1024 * 1024  # all clients together: over it, only clients owed nothing are read
 MAX_LINE = 4096  # lookup mode: longest request line
+MAX_PENDING = 64  # lookup mode: unanswered queries per client before reading from it pauses
+LOOKUP_THREADS = 16
+ACCEPT_PAUSE = 0.5  # seconds the listening socket is left alone after running out of descriptors
+REFUSAL_BURST_GAP = 10.0  # refusals for lack of descriptors closer together than this: one burst, one log line
+MAX_CLIENTS = 1_000_000
+MAX_TIMEOUT = 86_400.0
+_CHECK_EVERY = 1.0  # seconds between timeout sweeps at most
 
 
 @dataclass(frozen=True)
@@ -39,7 +64,9 @@ class ListenOptions:
     mode: str = "echo"
     banner: str = ""
     max_clients: int = 4096
+    max_per_source: int = 256
     idle_timeout: float | None = 300.0
+    first_data_timeout: float | None = 20.0
     lookup_timeout: float = 3.0
 
     def validate(self) -> None:
@@ -47,12 +74,28 @@ class ListenOptions:
             raise BadInput(f"--mode must be one of {', '.join(MODES)}, not {self.mode!r}")
         if self.mode == "banner" and not self.banner:
             raise BadInput("--mode banner needs --banner TEXT")
+        self.banner_bytes()
         if not 0 <= self.port <= 65535:
             raise BadInput(f"port must be between 0 and 65535, not {self.port}")
-        if not 1 <= self.max_clients <= 1_000_000:
-            raise BadInput("--max-clients must be at least 1")
-        if self.idle_timeout is not None and self.idle_timeout <= 0:
-            raise BadInput("--idle-timeout must be more than 0 seconds")
+        for name, value in (("--max-clients", self.max_clients), ("--max-per-source", self.max_per_source)):
+            if not 1 <= value <= MAX_CLIENTS:
+                raise BadInput(f"{name} must be between 1 and {MAX_CLIENTS:,}, not {value}")
+        _check_seconds("--idle-timeout", self.idle_timeout)
+        _check_seconds("--first-data-timeout", self.first_data_timeout)
+        _check_seconds("lookup timeout", self.lookup_timeout)
+
+    def banner_bytes(self) -> bytes:
+        """The banner as the bytes the user gave: an argument that is not UTF-8
+        reaches Python as surrogate escapes, and goes out as its original bytes."""
+        try:
+            return os.fsencode(self.banner)
+        except UnicodeError:
+            raise BadInput("--banner: text that cannot be turned back into bytes") from None
+
+
+def _check_seconds(name: str, value: float | None) -> None:
+    if value is not None and not 0 < value <= MAX_TIMEOUT:  # also refuses nan
+        raise BadInput(f"{name} must be more than 0 and at most {MAX_TIMEOUT:g} seconds, not {value:g}")
 
 
 @dataclass
@@ -88,23 +131,121 @@ class Summary:
     started: float = field(default_factory=time.monotonic)
 
 
+class TooLong:
+    """Marker for a request line over the limit."""
+
+    def __repr__(self) -> str:
+        return "TOO_LONG"
+
+
+TOO_LONG = TooLong()
+
+
+class LineSplitter:
+    """A byte stream cut into lines (without their newline). A line longer than
+    ``limit`` comes out once as TOO_LONG, as soon as it is known to be too long,
+    and the rest of it up to its newline is dropped; after ``end()`` a last
+    line without a newline comes out too. Holds at most ``limit`` bytes of a
+    line plus what was fed since the last complete one."""
+
+    def __init__(self, limit: int = MAX_LINE) -> None:
+        self.limit = limit
+        self.buffer = bytearray()
+        self.skipping = False  # inside a line already reported too long
+        self.ended = False
+
+    def feed(self, data: bytes | memoryview) -> None:
+        self.buffer += data
+
+    def end(self) -> None:
+        self.ended = True
+
+    def __len__(self) -> int:
+        return len(self.buffer)
+
+    def next_line(self) -> bytes | TooLong | None:
+        """The next line, TOO_LONG, or None: nothing complete yet."""
+        while True:
+            end = self.buffer.find(b"\n")
+            if end < 0 and self.ended:
+                end = len(self.buffer)  # the last line, or nothing at all
+                if not end:
+                    return None
+            elif end < 0:
+                if not self.skipping and len(self.buffer) <= self.limit:
+                    return None  # the rest of this line is still to come
+                self.buffer.clear()
+                if self.skipping:
+                    return None
+                self.skipping = True  # report it now, drop the rest as it comes
+                return TOO_LONG
+            line = bytes(self.buffer[:end])
+            del self.buffer[: end + 1]
+            if self.skipping:
+                self.skipping = False  # the end of a line already reported
+                continue
+            return TOO_LONG if len(line) > self.limit else line
+
+
+def parse_query(line: bytes) -> tuple[str, str | None]:
+    """The query a request line asks (printable, for the answer row) and what
+    is wrong with it, or None when it can go to the resolver."""
+    text = line.strip()
+    try:
+        query = text.decode("utf-8")
+    except UnicodeDecodeError:
+        return visible(text.decode("utf-8", "backslashreplace")), "not UTF-8"
+    if not query.isprintable():  # NUL, CR, escapes, bidi overrides: never a host name
+        return visible(query), "control characters"
+    return query, None
+
+
+def lookup_row(query: str, resolve: Callable[[str], object]) -> str:
+    """The answer line for one query, printable; never raises, whatever the
+    resolver does, so every query gets its row and the thread lives on."""
+    try:
+        row = format_answer(resolve(query))
+    except Exception as exc:  # noqa: BLE001 - the client still gets an answer for this line
+        row = f"{query}: resolver failure ({type(exc).__name__})"
+    return visible(row)
+
+
 class _Client:
-    __slots__ = ("closing", "events", "line", "out", "paused", "pending", "seen", "sock", "stats")
+    __slots__ = (
+        "answers", "closing", "counted", "events", "heard", "held", "lines", "next_seq", "open", "out",
+        "paused", "queries", "seen", "sent_seq", "sock", "source", "stalled", "stats", "waiting",
+    )  # fmt: skip
 
     def __init__(self, sock: socket.socket, peer: str) -> None:
         self.sock = sock
+        self.source = peer
         self.out = bytearray()
-        self.line = bytearray()
+        self.open = True
         self.paused = False  # not read from while its output backs up
         self.closing = False  # close once everything owed is sent
-        self.pending = 0  # lookups still being answered
+        self.heard = False  # it has sent a byte (lookup mode: a full line)
         self.events = 0  # what the selector watches for it; 0: not registered
+        self.counted = 0  # bytes of it in Listener.buffered
         self.stats = ClientStats(peer, time.monotonic())
         self.seen = self.stats.opened  # last time bytes moved either way
+        # lookup mode
+        self.lines: LineSplitter | None = None
+        self.queries: deque[tuple[int, str]] = deque()  # not yet handed to a thread
+        self.answers: dict[int, bytes] = {}  # answered, waiting for an earlier one
+        self.next_seq = 0  # number of the next request line
+        self.sent_seq = 0  # number of the next answer to go out
+        self.held = 0  # bytes in queries and answers
+        self.waiting = False  # in the lookup round
+        self.stalled = False  # complete lines left unparsed: at its MAX_PENDING
+
+    @property
+    def pending(self) -> int:
+        """Queries asked and not yet answered in order."""
+        return self.next_seq - self.sent_seq
 
     @property
     def done(self) -> bool:
-        return self.closing and not self.out and not self.pending
+        return self.closing and not self.out and not self.pending and not self.lines
 
 
 class Listener:
@@ -114,22 +255,38 @@ class Listener:
         self.on_event = on_event or (lambda event: None)
         self.summary = Summary()
         self.clients: dict[int, _Client] = {}
-        self.selector = selectors.DefaultSelector()
-        self.sock = self._bind()
-        self.address, self.port = self.sock.getsockname()[:2]
-        self._answers: queue.SimpleQueue = queue.SimpleQueue()
-        self._wake_read, self._wake_write = socket.socketpair()
-        self._wake_read.setblocking(False)
-        self._wake_write.setblocking(False)
+        self.stop = threading.Event()
+        self.buffered = 0  # bytes held for all clients together
+        self._banner = options.banner_bytes() + b"\r\n"
+        self._over_budget = False
+        self._recheck_all = False
+        self._per_source: dict[str, int] = {}
+        self._accept_paused_until: float | None = None
+        self._last_lack = -REFUSAL_BURST_GAP  # when accept() last failed for lack of descriptors
+        self._next_check = 0.0
+        self._read_buffer = memoryview(bytearray(READ_SIZE))
         self._lookups: queue.SimpleQueue = queue.SimpleQueue()
+        self._answers: queue.SimpleQueue = queue.SimpleQueue()
+        self._round: deque[_Client] = deque()  # clients with queries waiting for a thread
+        self._in_flight = 0
         self._lookup_threads = 0
         self._hosts = None
         if options.mode == "lookup":  # read /etc/hosts once, not per request
             from netdiag.resolver import HostsFile
 
             self._hosts = HostsFile.load()
-        self.stop = threading.Event()
         raise_descriptor_limit()  # thousands of clients need thousands of descriptors
+        self.sock = self._bind()
+        self.address, self.port = self.sock.getsockname()[:2]
+        try:
+            self.selector = selectors.DefaultSelector()
+            self._wake_read, self._wake_write = socket.socketpair()
+            self._reserve: int | None = os.open(os.devnull, os.O_RDONLY)
+        except OSError as exc:
+            self.sock.close()
+            raise CannotRun(f"cannot listen: {exc.strerror}") from None
+        self._wake_read.setblocking(False)
+        self._wake_write.setblocking(False)
 
     def _bind(self) -> socket.socket:
         host, port = self.options.host, self.options.port
@@ -137,8 +294,13 @@ class Listener:
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
         except socket.gaierror as exc:
             raise BadInput(f"--host {host}: cannot resolve ({exc.strerror})") from None
+        except (UnicodeError, ValueError):  # a label over 63 characters, a NUL, an undecodable byte
+            raise BadInput(f"--host {host}: not a valid address or host name") from None
         family, kind, proto, _, address = infos[0]
-        sock = socket.socket(family, kind, proto)
+        try:
+            sock = socket.socket(family, kind, proto)
+        except OSError as exc:
+            raise CannotRun(f"cannot make a socket to listen on: {exc.strerror}") from None
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(address)
@@ -174,25 +336,56 @@ class Listener:
                         self._deliver_answers()
                     else:
                         self._service(key.data, mask)
-                self._expire_idle()
+                self._dispatch()  # queries parsed in this round go to the threads
+                self._check_budget()
+                self._check_timers()
         finally:
             self.close()
         return self.summary
 
+    def shutdown(self) -> None:
+        """Stop serving soon, from any thread or a signal handler: ``stop``, and
+        a nudge so the loop sees it now rather than at its next timeout."""
+        self.stop.set()
+        with contextlib.suppress(OSError):
+            self._wake_write.send(b"!")
+
     def close(self) -> None:
         for client in list(self.clients.values()):
             self._close(client, "server stopped")
+        for _ in range(self._lookup_threads):
+            self._lookups.put(None)  # the threads end once their lookup does
         try:
             self.selector.close()
         finally:
             self.sock.close()
             self._wake_read.close()
             self._wake_write.close()
+            if self._reserve is not None:
+                os.close(self._reserve)
+                self._reserve = None
 
-    def _next_wake(self) -> float | None:
+    def _next_wake(self) -> float:
         if self.stop.is_set():
             return 0
-        return 1.0 if self.options.idle_timeout and self.clients else 0.5
+        wake = 0.5
+        timeouts = [t for t in (self.options.idle_timeout, self.options.first_data_timeout) if t]
+        if self.clients and timeouts:
+            wake = min(_CHECK_EVERY, min(timeouts) / 4)
+        if self._accept_paused_until is not None:
+            wake = min(wake, self._accept_paused_until - time.monotonic())
+        return max(wake, 0.01)
+
+    def _check_timers(self) -> None:
+        now = time.monotonic()
+        if self._accept_paused_until is not None and now >= self._accept_paused_until:
+            self._accept_paused_until = None
+            self.selector.register(self.sock, selectors.EVENT_READ, "accept")
+        if now >= self._next_check:  # not after every event: this walks every client
+            self._next_check = now + min(_CHECK_EVERY, self._next_wake())
+            self._expire(now)
+
+    # --- accepting ----------------------------------------------------------------
 
     def _accept(self) -> None:
         for _ in range(256):  # many may be waiting; do not starve the others
@@ -201,38 +394,90 @@ class Listener:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
-                if exc.errno in (errno.EMFILE, errno.ENFILE):  # out of descriptors: leave it queued
-                    self.on_event(Event("refused", "", 0, detail="out of file descriptors"))
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    self._refuse_for_lack_of_descriptors(exc)
                     return
-                continue
+                continue  # ECONNABORTED and the like: that connection is gone, take the next
+            peer = address[0]
             if len(self.clients) >= self.options.max_clients:
-                self.summary.refused += 1
-                self.on_event(Event("refused", address[0], address[1], detail="--max-clients reached"))
-                sock.close()
+                self._refuse(sock, address, "--max-clients reached")
+                continue
+            if self._per_source.get(peer, 0) >= self.options.max_per_source:
+                self._refuse(sock, address, "--max-per-source reached")
                 continue
             sock.setblocking(False)
-            client = _Client(sock, address[0])
+            client = _Client(sock, peer)
             self.clients[sock.fileno()] = client
+            self._per_source[peer] = self._per_source.get(peer, 0) + 1
             self.summary.connections += 1
             self.summary.peak_clients = max(self.summary.peak_clients, len(self.clients))
-            self.on_event(Event("open", address[0], address[1], client.stats))
-            if self.options.mode == "banner":
-                client.out += self.options.banner.encode() + b"\r\n"
+            self.on_event(Event("open", peer, address[1], client.stats))
+            if self.options.mode == "lookup":
+                client.lines = LineSplitter()
+            elif self.options.mode == "banner":
+                client.out += self._banner
                 client.closing = True
                 if not self._write_or_drop(client):
                     continue
             self._update(client)
 
+    def _refuse(self, sock: socket.socket, address: tuple, why: str) -> None:
+        sock.close()
+        self.summary.refused += 1
+        self.on_event(Event("refused", address[0], address[1], detail=why))
+
+    def _refuse_for_lack_of_descriptors(self, exc: OSError) -> None:
+        """Refuse whoever is waiting (with the descriptor kept in reserve for
+        this), then leave the listening socket alone for a moment: accept()
+        would only fail again at once. Logged once per burst."""
+        now = time.monotonic()
+        if now - self._last_lack >= REFUSAL_BURST_GAP:
+            lacking = "file descriptors" if exc.errno in (errno.EMFILE, errno.ENFILE) else "memory"
+            detail = f"out of {lacking} ({os.strerror(exc.errno).lower()}): refusing new connections for now"
+            self.on_event(Event("refused", "", 0, detail=detail))
+        self._last_lack = now
+        if self._reserve is not None:
+            os.close(self._reserve)
+            self._reserve = None
+            for _ in range(4096):
+                try:
+                    sock, _ = self.sock.accept()
+                except OSError:  # none left, or the descriptor went elsewhere
+                    break
+                sock.close()
+                self.summary.refused += 1
+            with contextlib.suppress(OSError):
+                self._reserve = os.open(os.devnull, os.O_RDONLY)
+        self.selector.unregister(self.sock)
+        self._accept_paused_until = now + ACCEPT_PAUSE
+
+    # --- clients ------------------------------------------------------------------
+
     def _service(self, client: _Client, mask: int) -> None:
+        if not client.open:  # closed earlier in this round
+            return
         try:
-            if mask & selectors.EVENT_READ and not client.paused:
+            if mask & selectors.EVENT_READ and self._may_read(client):
                 self._read(client)
-            if mask & selectors.EVENT_WRITE and client.sock.fileno() >= 0:
+            if mask & selectors.EVENT_WRITE and client.open:
                 self._write(client)
+                if client.stalled and client.open:  # its output drained: parse what it sent
+                    self._after_answers(client)
         except OSError as exc:  # one client's trouble is its own
             self._close(client, _reason(exc))
             return
         self._update(client)
+
+    def _may_read(self, client: _Client) -> bool:
+        if client.closing or client.paused:
+            return False
+        mode = self.options.mode
+        if mode == "discard":
+            return True
+        if mode == "lookup" and (client.stalled or client.pending >= MAX_PENDING):
+            return False
+        # Over the budget, a client owed something waits; one that keeps up goes on.
+        return not (self._over_budget and (client.out or client.pending))
 
     def _write_or_drop(self, client: _Client) -> bool:
         """Send what is owed; a client whose socket fails is closed (False)."""
@@ -244,30 +489,40 @@ class Listener:
         return True
 
     def _read(self, client: _Client) -> None:
+        mode = self.options.mode
+        size = SMALL_READ if mode == "lookup" or (self._over_budget and mode == "echo") else READ_SIZE
         try:
-            data = client.sock.recv(READ_SIZE)
+            count = client.sock.recv_into(self._read_buffer, size)
         except BlockingIOError:
             return
-        if not data:
+        if not count:
             # The client half-closed: finish sending what is owed, then close.
             client.closing = True
+            if client.lines is not None:
+                client.lines.end()  # a last line without a newline is still a request
+                self._take_lines(client)
             if client.done:
                 self._close(client, "client closed")
             return
+        data = self._read_buffer[:count]
         client.seen = time.monotonic()
-        client.stats.received += len(data)
-        self.summary.received += len(data)
-        mode = self.options.mode
+        client.stats.received += count
+        self.summary.received += count
         if mode == "echo":
+            client.heard = True
             client.out += data
             self._write(client)
         elif mode == "lookup":
-            self._lookup_lines(client, data)
+            client.lines.feed(data)
+            self._take_lines(client)
+            self._write(client)  # rows for bad lines may be due already
+        else:
+            client.heard = True
 
     def _write(self, client: _Client) -> None:
         while client.out:
             try:
-                sent = client.sock.send(client.out[:READ_SIZE])
+                sent = client.sock.send(client.out)
             except BlockingIOError:
                 break
             del client.out[:sent]
@@ -278,19 +533,17 @@ class Listener:
             self._close(client, "client closed" if self.options.mode != "banner" else "banner sent")
 
     def _update(self, client: _Client) -> None:
-        fd = client.sock.fileno()
-        if fd < 0 or self.clients.get(fd) is not client:
+        if not client.open:
             return
+        self._account(client)
         if len(client.out) >= HIGH_WATER:
             client.paused = True  # it is not reading: stop reading from it
         elif client.paused and len(client.out) <= LOW_WATER:
             client.paused = False
-        events = (0 if client.paused or client.closing else selectors.EVENT_READ) | (
-            selectors.EVENT_WRITE if client.out else 0
-        )
+        events = (selectors.EVENT_READ if self._may_read(client) else 0) | (selectors.EVENT_WRITE if client.out else 0)
         if events == client.events:
             return  # unchanged: no epoll_ctl for every read and write
-        if not events:  # half-closed, waiting for a lookup answer
+        if not events:  # held back, or half-closed and waiting for a lookup answer
             self.selector.unregister(client.sock)
         elif client.events:
             self.selector.modify(client.sock, events, client)
@@ -298,11 +551,36 @@ class Listener:
             self.selector.register(client.sock, events, client)
         client.events = events
 
+    def _account(self, client: _Client) -> None:
+        size = len(client.out) + client.held + (len(client.lines) if client.lines is not None else 0)
+        self.buffered += size - client.counted
+        client.counted = size
+        if not self._over_budget and self.buffered > BUFFER_BUDGET:
+            self._over_budget = True  # takes effect at once; the others are told after this round
+            self._recheck_all = True
+
+    def _check_budget(self) -> None:
+        if self._over_budget and self.buffered <= BUFFER_BUDGET * 3 // 4:
+            self._over_budget = False
+            self._recheck_all = True
+        if self._recheck_all:
+            self._recheck_all = False
+            for client in list(self.clients.values()):
+                self._update(client)
+
     def _close(self, client: _Client, reason: str) -> None:
-        fd = client.sock.fileno()
-        if self.clients.get(fd) is not client:
+        if not client.open:
             return
-        del self.clients[fd]
+        client.open = False
+        del self.clients[client.sock.fileno()]
+        left = self._per_source[client.source] - 1
+        if left:
+            self._per_source[client.source] = left
+        else:
+            del self._per_source[client.source]
+        self.buffered -= client.counted
+        client.counted = 0
+        client.queries.clear()
         if client.events:
             self.selector.unregister(client.sock)
         client.sock.close()
@@ -310,42 +588,99 @@ class Listener:
         client.stats.reason = reason
         self.on_event(Event("close", client.stats.peer, 0, client.stats))
 
-    def _expire_idle(self) -> None:
-        timeout = self.options.idle_timeout
-        if not timeout:
-            return
-        now = time.monotonic()
-        for client in [c for c in self.clients.values() if now - c.seen >= timeout]:
-            self._close(client, f"idle for {timeout:g}s")
+    def _expire(self, now: float) -> None:
+        idle, first = self.options.idle_timeout, self.options.first_data_timeout
+        silent = "no full line" if self.options.mode == "lookup" else "nothing sent"
+        for client in list(self.clients.values()):
+            if first and not client.heard and not client.closing and now - client.stats.opened >= first:
+                self._close(client, f"{silent} in {first:g}s")
+            elif idle and now - client.seen >= idle:
+                self._close(client, f"idle for {idle:g}s")
 
     # --- lookup mode ----------------------------------------------------------------
 
-    def _lookup_lines(self, client: _Client, data: bytes) -> None:
-        client.line += data
-        while b"\n" in client.line:
-            raw, _, rest = client.line.partition(b"\n")
-            client.line = bytearray(rest)
-            query = raw.decode("ascii", "replace").strip()
-            if query:
-                self._start_lookup(client, query)
-        if len(client.line) > MAX_LINE:
-            client.line.clear()
-            client.out += b"error: line too long\r\n"
+    def _take_lines(self, client: _Client) -> None:
+        """Parse request lines while the client has room for more answers."""
+        lines = client.lines
+        while True:
+            if client.pending >= MAX_PENDING or len(client.out) >= HIGH_WATER:
+                client.stalled = True  # the rest waits in its buffer; no reading until then
+                return
+            line = lines.next_line()
+            if line is None:
+                client.stalled = False
+                return
+            client.heard = True
+            if line is TOO_LONG:
+                self._answer_now(client, f"error: line too long (over {MAX_LINE:,} bytes)")
+                continue
+            query, wrong = parse_query(line)
+            if not query and not wrong:
+                continue  # a blank line asks nothing
+            if wrong:
+                self._answer_now(client, f"{query}: bad query ({wrong})")
+                continue
+            client.queries.append((client.next_seq, query))
+            client.next_seq += 1
+            client.held += len(query)
+            if not client.waiting:
+                client.waiting = True
+                self._round.append(client)
 
-    def _start_lookup(self, client: _Client, query: str) -> None:
-        client.pending += 1
-        self._lookups.put((client, query))
-        if self._lookup_threads < 16:
-            self._lookup_threads += 1
-            threading.Thread(target=self._lookup_worker, daemon=True).start()
+    def _answer_now(self, client: _Client, row: str) -> None:
+        seq = client.next_seq
+        client.next_seq += 1
+        self._answered(client, seq, row.encode("utf-8", "backslashreplace") + b"\r\n")
+
+    def _answered(self, client: _Client, seq: int, line: bytes) -> None:
+        """File an answer; send every answer now due, in request order."""
+        client.answers[seq] = line
+        client.held += len(line)
+        while client.sent_seq in client.answers:
+            line = client.answers.pop(client.sent_seq)
+            client.held -= len(line)
+            client.out += line
+            client.sent_seq += 1
+
+    def _dispatch(self) -> None:
+        """Hand queries to the threads: one per client in turn, so a client
+        with a thousand queued waits its turn like everyone else."""
+        while self._round and self._in_flight < LOOKUP_THREADS:
+            client = self._round.popleft()
+            if not client.open or not client.queries:
+                client.waiting = False
+                continue
+            seq, query = client.queries.popleft()
+            client.held -= len(query)
+            if client.queries:
+                self._round.append(client)
+            else:
+                client.waiting = False
+            if self._in_flight >= self._lookup_threads and not self._start_lookup_thread():
+                row = visible(f"{query}: resolver failure (no thread to look it up)")  # say so, never hang
+                self._answered(client, seq, row.encode("utf-8", "backslashreplace") + b"\r\n")
+                self._after_answers(client)
+                continue
+            self._in_flight += 1
+            self._lookups.put((client, seq, query))
+
+    def _start_lookup_thread(self) -> bool:
+        """One more thread; if the system refuses, the ones there are will do:
+        False only if there are none at all."""
+        if spawn(self._lookup_worker, name="lookup") is None:  # the system refused a thread
+            return self._lookup_threads > 0
+        self._lookup_threads += 1
+        return True
 
     def _lookup_worker(self) -> None:
         from netdiag import resolver
 
-        while True:
-            client, query = self._lookups.get()
-            answers = list(resolver.lookup_many([query], self.options.lookup_timeout, self._hosts))
-            self._answers.put((client, format_answer(answers[0])))
+        def resolve(query: str):
+            return next(iter(resolver.lookup_many([query], self.options.lookup_timeout, self._hosts)))
+
+        while (job := self._lookups.get()) is not None:
+            client, seq, query = job
+            self._answers.put((client, seq, lookup_row(query, resolve)))
             with contextlib.suppress(OSError):  # closed, or full: the loop is awake anyway
                 self._wake_write.send(b"!")
 
@@ -353,18 +688,28 @@ class Listener:
         try:
             while self._wake_read.recv(4096):
                 pass
-        except (BlockingIOError, OSError):
+        except OSError:
             pass
+        touched = {}
         while True:
             try:
-                client, line = self._answers.get_nowait()
+                client, seq, row = self._answers.get_nowait()
             except queue.Empty:
-                return
-            if self.clients.get(client.sock.fileno()) is client:
-                client.pending -= 1
-                client.out += line.encode("utf-8", "replace") + b"\r\n"
-                if self._write_or_drop(client):
-                    self._update(client)
+                break
+            self._in_flight -= 1
+            if client.open:
+                self._answered(client, seq, row.encode("utf-8", "backslashreplace") + b"\r\n")
+                touched[id(client)] = client
+        for client in touched.values():
+            self._after_answers(client)
+
+    def _after_answers(self, client: _Client) -> None:
+        """Room for more answers: parse what it already sent, then send."""
+        if not client.open:
+            return
+        self._take_lines(client)
+        if self._write_or_drop(client):
+            self._update(client)
 
 
 def _reason(exc: OSError) -> str:

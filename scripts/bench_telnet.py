@@ -76,10 +76,10 @@ def socat_echo() -> Server:
     return Server(["socat", f"TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork", "EXEC:cat"], port)
 
 
-def netdiag_listen(mode: str, log=None) -> Server:
+def netdiag_listen(mode: str, log=None, *options: str) -> Server:
     if log is None:
-        return Server([*NETDIAG, "listen", "0", "--mode", mode, "--quiet"])
-    return Server([*NETDIAG, "listen", "0", "--mode", mode], log=log)
+        return Server([*NETDIAG, "listen", "0", "--mode", mode, "--quiet", *options])
+    return Server([*NETDIAG, "listen", "0", "--mode", mode, *options], log=log)
 
 
 _CLOSED = re.compile(r"closed \(client closed\): ([\d,]+) bytes in, [\d,]+ out, ([\d.]+)s")
@@ -195,7 +195,7 @@ def _rows(walls: dict[str, list[float]], size: int, peer: str) -> list[str]:
 
 
 def many_clients(clients: int, per_client: int) -> tuple[str, bool]:
-    server = netdiag_listen("echo")
+    server = netdiag_listen("echo", None, "--max-per-source", str(clients))  # every client is 127.0.0.1
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, clients + 256)), hard))
     selector = selectors.DefaultSelector()

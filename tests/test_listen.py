@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -14,9 +15,24 @@ import time
 from contextlib import contextmanager
 
 import pytest
+import typer
+from hypothesis import given
+from hypothesis import strategies as st
 
-from netdiag.errors import BadInput
-from netdiag.listen import HIGH_WATER, READ_SIZE, Listener, ListenOptions
+from netdiag.cli import app
+from netdiag.errors import BadInput, CannotRun
+from netdiag.listen import (
+    HIGH_WATER,
+    MAX_LINE,
+    READ_SIZE,
+    TOO_LONG,
+    LineSplitter,
+    Listener,
+    ListenOptions,
+    lookup_row,
+    parse_query,
+)
+from netdiag.models import DnsAnswer, DnsOutcome
 from tests.lab import netdiag_command
 
 
@@ -29,7 +45,7 @@ def serving(**options):
     try:
         yield listener, events
     finally:
-        listener.stop.set()
+        listener.shutdown()
         thread.join(5)
         assert not thread.is_alive()
 
@@ -83,20 +99,18 @@ def test_lookup_answers_each_line_even_after_half_close():
         sock = connect(listener)
         sock.sendall(b"web.lab.test\n127.1.0.66\nnope.lab.test\n")
         sock.shutdown(socket.SHUT_WR)  # answers still come: lookups were pending
-        lines = sorted(recv_until_closed(sock).decode().splitlines())
+        lines = recv_until_closed(sock).decode().splitlines()
         sock.close()
-    assert lines == sorted(
-        [
-            "web.lab.test: 127.1.0.10 fd00:1ab:1::10",
-            "127.1.0.66: liar.lab.test (NOT confirmed)",
-            "nope.lab.test: no such name (NXDOMAIN)",
-        ]
-    )
+    assert lines == [  # in the order asked
+        "web.lab.test: 127.1.0.10 fd00:1ab:1::10",
+        "127.1.0.66: liar.lab.test (NOT confirmed)",
+        "nope.lab.test: no such name (NXDOMAIN)",
+    ]
 
 
 def test_hundreds_of_concurrent_clients_each_get_their_own_bytes():
     count = 600  # with the test's own sockets: well past select()'s 1,024 descriptors
-    with serving() as (listener, _):
+    with serving(max_per_source=count) as (listener, _):
         selector = selectors.DefaultSelector()
         expected, received = {}, {}
         for i in range(count):
@@ -190,6 +204,112 @@ def test_bad_options():
         Listener(ListenOptions(port=taken.getsockname()[1]))
 
 
+@pytest.mark.parametrize("name", ["idle_timeout", "first_data_timeout"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), 0.0, -1.0, 86_401.0])
+def test_timeouts_must_be_real_positive_seconds(name, value):
+    flag = "--" + name.replace("_", "-")
+    with pytest.raises(BadInput, match=f"^{flag} must be more than 0 and at most 86400 seconds"):
+        ListenOptions(**{name: value}).validate()
+
+
+@pytest.mark.parametrize("name", ["max_clients", "max_per_source"])
+@pytest.mark.parametrize("value", [0, -5, 1_000_001])
+def test_client_limits_say_their_range(name, value):
+    flag = "--" + name.replace("_", "-")
+    with pytest.raises(BadInput, match=f"^{flag} must be between 1 and 1,000,000, not {value}$"):
+        ListenOptions(**{name: value}).validate()
+
+
+def test_the_banner_goes_out_as_the_bytes_given():
+    # An argument byte that is not UTF-8 reaches Python as a surrogate escape.
+    assert ListenOptions(mode="banner", banner="caf\udce9").banner_bytes() == b"caf\xe9"
+    assert ListenOptions(mode="banner", banner="café").banner_bytes() == "café".encode()
+    with pytest.raises(BadInput, match="--banner"):
+        ListenOptions(mode="banner", banner="\ud800").validate()  # a lone surrogate: no bytes it came from
+
+
+def test_cli_defaults_are_the_servers_defaults():
+    command = typer.main.get_command(app).commands["listen"]
+    defaults = {param.name: param.default for param in command.params}
+    server = ListenOptions()
+    for name in ("host", "port", "mode", "max_clients", "max_per_source", "idle_timeout", "first_data_timeout"):
+        assert defaults[name] == getattr(server, name), name
+
+
+# --- lookup mode, the pure parts --------------------------------------------------
+
+
+def split(chunks, limit: int = MAX_LINE, end: bool = True) -> list:
+    splitter = LineSplitter(limit)
+    lines = []
+    for chunk in chunks:
+        splitter.feed(chunk)
+        while (line := splitter.next_line()) is not None:
+            lines.append(line)
+        assert len(splitter) <= limit  # never more than one short partial line held
+    if end:
+        splitter.end()
+        while (line := splitter.next_line()) is not None:
+            lines.append(line)
+    return lines
+
+
+def test_the_line_limit_applies_to_every_line_and_drops_the_rest_of_a_long_one():
+    assert split([b"a" * 11 + b"\nok\n"], limit=10) == [TOO_LONG, b"ok"]
+    assert split([b"a" * 11, b"aaaa", b"aa\nok\n"], limit=10) == [TOO_LONG, b"ok"]
+    assert split([b"a" * 10 + b"\n"], limit=10) == [b"a" * 10]
+
+
+def test_a_last_line_without_a_newline_is_a_line_at_the_end():
+    assert split([b"one\ntwo"]) == [b"one", b"two"]
+    assert split([b"one\ntwo"], end=False) == [b"one"]
+    assert split([b"one\n"]) == [b"one"]
+    assert split([b"x" * 20], limit=10) == [TOO_LONG]
+
+
+@given(st.binary(max_size=200).map(lambda b: b.replace(b"\x00", b"\n")), st.lists(st.integers(0, 200), max_size=8))
+def test_lines_are_the_same_however_the_bytes_arrive(data, cuts):
+    limit = 8
+    expected = data.split(b"\n")
+    if expected[-1] == b"":
+        expected.pop()
+    expected = [TOO_LONG if len(line) > limit else line for line in expected]
+    bounds = [0, *sorted(c for c in cuts if c <= len(data)), len(data)]
+    chunks = [data[a:b] for a, b in itertools.pairwise(bounds)]
+    assert split(chunks, limit) == expected
+
+
+def test_queries_are_utf8_and_printable_or_bad():
+    assert parse_query("bücher.lab.test\r".encode()) == ("bücher.lab.test", None)
+    assert parse_query(b"  web.lab.test \r") == ("web.lab.test", None)
+    assert parse_query(b"caf\xe9.lab.test") == ("caf\\xe9.lab.test", "not UTF-8")
+    assert parse_query(b"web\x00.lab.test") == ("web\\x00.lab.test", "control characters")
+    assert parse_query(b"\x1b[31mred") == ("\\e[31mred", "control characters")
+    assert parse_query("a\u202eb".encode()) == ("a\\u202eb", "control characters")  # a bidi override
+
+
+def raising(exc: BaseException):
+    def resolve(query: str):
+        raise exc
+
+    return resolve
+
+
+@pytest.mark.parametrize(
+    "exc", [ValueError("bad"), UnicodeError("label"), OSError(22, "Invalid argument"), CannotRun("no thread")]
+)
+def test_a_resolver_that_raises_still_gives_the_query_its_row(exc):
+    row = lookup_row("::ffff:127.1.0.10", raising(exc))
+    assert row == f"::ffff:127.1.0.10: resolver failure ({type(exc).__name__})"
+
+
+def test_answer_rows_are_printable_whatever_dns_says():
+    def resolve(query: str) -> DnsAnswer:
+        return DnsAnswer(query, "reverse", DnsOutcome.OK, 1.0, ptr="\x1b[31mred\x1b[0m.lab.test", confirmed=True)
+
+    assert lookup_row("127.1.0.78", resolve) == "127.1.0.78: \\e[31mred\\e[0m.lab.test (confirmed)"
+
+
 def start_cli(*args: str) -> tuple[subprocess.Popen, int]:
     process = subprocess.Popen(
         netdiag_command("listen", *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -230,6 +350,62 @@ def test_cli_bad_input(args, message):
     result = subprocess.run(netdiag_command("listen", *args), capture_output=True, text=True, timeout=10, check=False)
     assert result.returncode == 2
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--idle-timeout", "nan"], "--idle-timeout must be more than 0"),
+        (["--idle-timeout", "inf"], "--idle-timeout must be more than 0"),
+        (["--idle-timeout", "0"], "--idle-timeout must be more than 0"),
+        (["--first-data-timeout", "nan"], "--first-data-timeout must be more than 0"),
+        (["--first-data-timeout", "-3"], "--first-data-timeout must be more than 0"),
+        (["--max-clients", "1000001"], "--max-clients must be between 1 and 1,000,000, not 1000001"),
+        (["--max-clients", "0"], "--max-clients must be between 1 and 1,000,000, not 0"),
+        (["--max-per-source", "0"], "--max-per-source must be between 1 and 1,000,000, not 0"),
+        (["--max-clients", "lots"], "Invalid value for '--max-clients'"),
+        (["--host", "a" * 300], "--host " + "a" * 300 + ": not a valid address or host name"),
+        (["--host", "caf\udce9"], "--host caf\\udce9: not a valid address or host name"),
+        (["--mode", "chargen"], "--mode must be one of"),
+        (["-m", "banner", "--banner", "\ud800"], "--banner"),
+        (["--", "-1"], "port must be between 0 and 65535, not -1"),
+    ],
+)
+def test_every_bad_option_is_one_clear_line_and_status_2(cli, args, message):
+    result = cli("listen", *args)
+    assert result.status == 2
+    assert result.stderr.startswith("netdiag: ") and message in result.stderr
+    assert len(result.stderr.splitlines()) == 1 and "internal error" not in result.stderr
+
+
+def test_cli_without_descriptors_to_listen_with_cannot_run():
+    result = subprocess.run(
+        ["prlimit", "--nofile=6:6", "--", *netdiag_command("listen", "0")],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
+    )
+    assert result.returncode == 3
+    assert result.stderr == "netdiag: cannot listen: Too many open files\n"
+
+
+def test_cli_banner_from_an_argument_that_is_not_utf8():
+    process = subprocess.Popen(
+        [os.fsencode(a) for a in netdiag_command("listen", "-m", "banner")] + [b"--banner", b"caf\xe9"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    port = int(re.fullmatch(r"listening on 127\.0\.0\.1 port (\d+) \(banner\)\n", process.stdout.readline()).group(1))
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        assert recv_until_closed(sock) == b"caf\xe9\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:  # and it is still serving
+        assert recv_until_closed(sock) == b"caf\xe9\r\n"
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=10)
+    assert process.returncode == 0, stderr
+    assert "served 2 connections" in stderr
 
 
 def test_cli_json_events():
