@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import socket
 from dataclasses import dataclass
 
 import pytest
@@ -21,6 +22,18 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "lab" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def silent_resolver(tmp_path):
+    """A resolv.conf naming a DNS server (127.0.0.53, inside the lab) that reads
+    queries and never answers: use it through tests.lab.with_resolv_conf."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.53", 53))
+    conf = tmp_path / "resolv.conf"
+    conf.write_text("nameserver 127.0.0.53\noptions timeout:30 attempts:1\n")
+    yield conf
+    sock.close()
 
 
 @dataclass

@@ -9,7 +9,6 @@ import os
 import pty
 import select
 import signal
-import socket
 import subprocess
 import time
 
@@ -18,16 +17,6 @@ import pytest
 from tests.lab import netdiag_command, run_netdiag, with_resolv_conf
 
 pytestmark = pytest.mark.lab
-
-
-@pytest.fixture
-def silent_resolver(tmp_path):
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.53", 53))  # reads nothing: queries pile up unanswered
-    conf = tmp_path / "resolv.conf"
-    conf.write_text("nameserver 127.0.0.53\noptions timeout:30 attempts:1\n")
-    yield conf
-    sock.close()
 
 
 def start(*args: str, prefix=(), **kwargs) -> subprocess.Popen:

@@ -175,16 +175,6 @@ def test_unresolved_names_are_rows_and_hostnames_resolve():
     assert rows["127.1.0.10"]["name"] == "web.lab.test" and rows["fd00:1ab:1::10"]["alive"]
 
 
-@pytest.fixture
-def silent_resolver(tmp_path):
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.53", 53))  # reads nothing: queries pile up unanswered
-    conf = tmp_path / "resolv.conf"
-    conf.write_text("nameserver 127.0.0.53\noptions timeout:30 attempts:1\n")
-    yield conf
-    sock.close()
-
-
 def test_a_slow_resolver_never_holds_the_sweep(silent_resolver):
     start = time.monotonic()
     status, doc, _ = sweep_json("-t", "0.5", "127.3.0.0/29", prefix=with_resolv_conf(silent_resolver))
