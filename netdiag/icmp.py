@@ -37,11 +37,11 @@ UNREACHABLE_REASONS = {
         12: "host unreachable for TOS",
         13: "communication administratively prohibited",
     },
-    6: {
-        0: "no route to destination",
+    6: {  # in the IPv4 words where the meaning is the same (as the kernel's errno has it)
+        0: "network unreachable",  # "no route to destination": ENETUNREACH
         1: "communication administratively prohibited",
         2: "beyond scope of source address",
-        3: "address unreachable",
+        3: "host unreachable",  # "address unreachable": EHOSTUNREACH
         4: "port unreachable",
         5: "source address failed policy",
         6: "reject route to destination",

@@ -49,6 +49,13 @@ _PING_WORDS = {
     "destination host prohibited": "host administratively prohibited",
     "destination net prohibited": "network administratively prohibited",
     "time to live exceeded": "time exceeded",
+    "packet filtered": "communication administratively prohibited",
+    # ping -6 (iputils): "Destination unreachable: <what>"
+    "destination unreachable: no route": "network unreachable",
+    "destination unreachable: address unreachable": "host unreachable",
+    "destination unreachable: port unreachable": "port unreachable",
+    "destination unreachable: administratively prohibited": "communication administratively prohibited",
+    "destination unreachable: beyond scope": "beyond scope of source address",
 }
 
 

@@ -62,7 +62,7 @@ def test_unreachable_quoting_our_request_v6():
     header = bytes([0x60, 0, 0, 0, 0, 32, 58, 64]) + bytes(16) + destination
     parsed = icmp.parse(bytes([1, 3, 0, 0, 0, 0, 0, 0]) + header + request, 6)
     assert parsed == icmp.IcmpError(destination, 9, 3, 1, 3)
-    assert parsed.reason(6) == "address unreachable"
+    assert parsed.reason(6) == "host unreachable"  # ICMPv6 code 3, "address unreachable"
     assert icmp.IcmpError(b"", 0, 0, 3, 0).reason(6) == "time to live exceeded"
 
 

@@ -75,7 +75,7 @@ def test_unreachable_is_its_own_state_with_the_icmp_reason(prefix):
     assert by_address["127.1.0.1"]["state"] == "up"
     for address in ["127.4.0.1", "127.4.0.2", "127.4.0.3", "127.4.0.4"]:
         assert (by_address[address]["state"], by_address[address]["reason"]) == ("unreachable", "host unreachable")
-    assert by_address["fd00:1ab:4::1"]["reason"] == "address unreachable"
+    assert by_address["fd00:1ab:4::1"]["reason"] == "host unreachable"  # ICMPv6 "address unreachable"
 
 
 @pytest.mark.parametrize("method", ["icmp-raw", "icmp-dgram", "tcp"])

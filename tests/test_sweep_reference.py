@@ -78,3 +78,18 @@ def test_arp_agrees_with_arp_scan():
     expected = {line.split()[0] for line in result.stdout.splitlines() if line.strip()}
     assert len(expected) == 30
     assert netdiag_alive("-m", "arp", network) == expected
+
+
+@pytest.mark.parametrize(
+    ("method", "prefix"),
+    [("icmp", ()), ("icmp", tuple(without_net_raw())), ("ping", ()), ("tcp", ())],
+    ids=["icmp-raw", "icmp-dgram", "ping", "tcp"],
+)
+def test_the_same_icmp_error_has_the_same_words_whichever_method_met_it(method, prefix):
+    # 127.4/16 and fd00:1ab:4::/64 answer with host (address) unreachable at once; the router
+    # answers for 198.18.36.3 after ARP for it fails, about 3 s later
+    result = run_netdiag(
+        "sweep", "--json", "-n", "-m", method, "-t", "5", "127.4.0.1", "fd00:1ab:4::1", "198.18.36.3", prefix=prefix
+    )
+    rows = {row["address"]: (row["state"], row["reason"]) for row in json.loads(result.stdout)["results"]}
+    assert set(rows.values()) == {("unreachable", "host unreachable")}, rows
