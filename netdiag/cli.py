@@ -590,7 +590,11 @@ def listen(
             f"served {summary.connections:,} connections ({summary.refused:,} refused, peak "
             f"{summary.peak_clients:,} at once); {summary.received:,} bytes in, {summary.sent:,} out in {elapsed:.1f}s"
         )
-    return ExitStatus.INTERRUPTED if interrupted else ExitStatus.OK
+    if interrupted:
+        from netdiag import interrupts
+
+        return interrupts.exit_status()  # Ctrl-C 130, SIGHUP 129 (SIGTERM is a clean stop: 0)
+    return ExitStatus.OK
 
 
 def _listen_json(out: Output, mode: str):

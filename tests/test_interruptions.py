@@ -4,6 +4,7 @@ it could not run, in real processes inside the lab."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import pty
@@ -214,3 +215,68 @@ def test_tcp_within_a_small_descriptor_limit_waits_for_room_instead_of_failing_h
     assert states == {("127.2", "down", None), ("127.1", "up", None)}, states
     refused = run_netdiag("sweep", "-m", "tcp", "127.1.0.1", prefix=("prlimit", "--nofile=8"))
     assert refused.returncode == 3 and b"ulimit -n" in refused.stderr
+
+
+def run_on_a_terminal(args: list[str], signum: int, after: float, prefix=()) -> tuple[int, bytes]:
+    """Run netdiag with a pseudo-terminal for stdin, stdout and stderr; send
+    ``signum`` after ``after`` seconds; return the exit status and the screen."""
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [*prefix, *netdiag_command(*args)], stdin=terminal, stdout=terminal, stderr=terminal,
+        env={**os.environ, "TERM": "xterm", "COLUMNS": "100"}, start_new_session=True,
+    )  # fmt: skip
+    os.close(terminal)
+    screen = bytearray()
+    deadline = time.monotonic() + after
+    while time.monotonic() < deadline:
+        if select.select([controller], [], [], 0.1)[0]:
+            screen += os.read(controller, 65536)
+    process.send_signal(signum)
+    while select.select([controller], [], [], 10)[0]:
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # EIO: every process holding the terminal is gone
+            break
+        if not chunk:
+            break
+        screen += chunk
+    os.close(controller)
+    return process.wait(timeout=10), bytes(screen)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_dns_on_a_terminal_prints_its_answers_at_a_signal(silent_resolver, signum):
+    status, screen = run_on_a_terminal(
+        ["dns", "-t", "20", "slow.lab.test", "hostsonly"], signum, 1.5, prefix=with_resolv_conf(silent_resolver)
+    )
+    assert status == 128 + signum
+    assert b"hostsonly" in screen and b"127.1.0.5" in screen and b"Traceback" not in screen
+
+
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGTERM, 0), (signal.SIGHUP, 129), (signal.SIGINT, 130)])
+def test_listen_on_a_terminal_prints_its_summary_at_a_signal(signum, status):
+    got, screen = run_on_a_terminal(["listen", "0"], signum, 1.5)
+    assert got == status
+    assert b"listening on 127.0.0.1" in screen and b"served 0 connections" in screen and b"Traceback" not in screen
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["service", "--list"],
+        ["sweep", "--json", "-n", "127.1.0.0/21"],
+        ["dns", *[f"h-127-1-0-{i}.lab.test" for i in range(1, 255)]],
+    ],
+    ids=["service", "sweep", "dns"],
+)
+def test_a_command_blocked_on_a_full_pipe_ends_at_sigterm(args):
+    reader, writer = os.pipe()  # nobody reads: the command blocks once the pipe is full
+    fcntl.fcntl(writer, fcntl.F_SETPIPE_SZ, 4096)  # a page: full long before each command is done
+    process = subprocess.Popen(netdiag_command(*args), stdout=writer, stderr=subprocess.PIPE)
+    os.close(writer)
+    time.sleep(2.0)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=10)
+    os.close(reader)
+    assert process.returncode == 143, stderr
+    assert b"Traceback" not in stderr and len(stderr.splitlines()) <= 2
