@@ -409,7 +409,7 @@ def telnet(
 
     from netdiag import services
     from netdiag.errors import BadInput
-    from netdiag.telnet.connection import check_host, open_connection
+    from netdiag.telnet.connection import check_host, check_server_name, open_connection
     from netdiag.telnet.session import Session, SessionOptions, Terminal
 
     out = _output(ctx)
@@ -423,7 +423,11 @@ def telnet(
     port_number = services.port_number(port)
     if port_number == 0:
         raise BadInput("port 0 cannot be connected to")
-    check_host(host)
+    host, _ = check_host(host)
+    if sni is not None:
+        if not tls:
+            raise BadInput("--sni goes with --tls")
+        sni = check_server_name(sni)
     escape_key = _escape_key(escape)
     input_fd = sys.stdin.fileno()
     interactive = os.isatty(input_fd)

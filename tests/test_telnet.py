@@ -2,70 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import ssl
 import subprocess
 import sys
 import threading
 import time
-from contextlib import contextmanager
 
 import pexpect
 import pytest
 
-from netdiag.listen import Listener, ListenOptions
-from netdiag.telnet.protocol import DO, ECHO, IAC, SB, SE, TTYPE, WILL
+from netdiag.telnet.protocol import DM, DO, ECHO, IAC, SB, SE, TTYPE, WILL
 from tests.lab import netdiag_command, run_netdiag
+from tests.lab.servers import listener, read_all, scripted_server
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@contextmanager
-def listener(**options):
-    server = Listener(ListenOptions(**options))
-    thread = threading.Thread(target=server.serve, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.stop.set()
-        thread.join(5)
-
-
-@contextmanager
-def scripted_server(script, tls_context: ssl.SSLContext | None = None):
-    """A one-connection server running ``script(conn, received)``; ``received``
-    collects everything the client sent."""
-    server = socket.create_server(("127.0.0.1", 0))
-    received = bytearray()
-    done = threading.Event()
-
-    def run():
-        conn, _ = server.accept()
-        if tls_context is not None:
-            try:
-                conn = tls_context.wrap_socket(conn, server_side=True)
-            except (ssl.SSLError, OSError):
-                conn.close()
-                done.set()
-                return
-        with conn:
-            script(conn, received)
-        done.set()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    try:
-        yield server.getsockname()[1], received, done
-    finally:
-        server.close()
-
-
-def read_all(conn, received) -> None:
-    conn.settimeout(10)
-    while data := conn.recv(65536):
-        received.extend(data)
 
 
 # --- piped: a byte-exact pipe like nc ------------------------------------------------
@@ -161,6 +115,101 @@ def test_raw_shows_the_bytes_as_they_are():
     assert result.stdout == bytes([IAC, WILL, ECHO]) + b"x"
 
 
+FLUSHED = b"flushed" + bytes([IAC, WILL, ECHO]) + b" \xff\xff also flushed\r\n"
+
+
+@pytest.mark.parametrize(
+    ("mode", "shown", "replies"),
+    [
+        ("--telnet", b"after\r\n", bytes([IAC, DO, ECHO])),  # data up to the DM discarded, commands obeyed
+        ("--raw", FLUSHED + bytes([IAC, DM]) + b"after\r\n", b""),  # every byte, the urgent one too
+    ],
+    ids=["telnet", "raw"],
+)
+def test_urgent_data_is_a_synch(mode, shown, replies):
+    """inetutils telnetd's Synch: IAC sent as TCP urgent data, then DM. The client
+    is stopped while it all arrives, so the urgent notice is there at its first read."""
+    stopped, sent = threading.Event(), threading.Event()
+
+    def synch(conn, received):
+        stopped.wait(10)
+        conn.sendall(FLUSHED)
+        conn.send(bytes([IAC]), socket.MSG_OOB)
+        conn.sendall(bytes([DM]) + b"after\r\n")
+        sent.set()
+        conn.settimeout(10)
+        while len(received) < len(replies):
+            received.extend(conn.recv(100))
+
+    with scripted_server(synch) as (port, received, done):
+        client = subprocess.Popen(
+            netdiag_command("telnet", "-v", mode, "127.0.0.1", str(port)),
+            stdin=subprocess.PIPE,  # open: the replies can still go out
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            assert b"Connected to" in client.stderr.readline() + client.stderr.readline()
+            os.kill(client.pid, signal.SIGSTOP)
+            stopped.set()
+            assert sent.wait(10)
+        finally:
+            os.kill(client.pid, signal.SIGCONT)
+        assert done.wait(10)
+        stdout, _ = client.communicate(timeout=10)
+    assert stdout == shown
+    assert bytes(received) == replies
+
+
+def test_a_server_that_closes_while_we_still_send_ends_the_session_like_nc():
+    """It closes without reading: its kernel resets the connection. Everything it
+    sent is still shown, and the session ends as with a close (nc: exit 0)."""
+
+    def say_no_and_close(conn, _):
+        conn.sendall(b"554 go away\r\n")
+        time.sleep(0.3)  # our input is there, unread: the close is a reset
+
+    with scripted_server(say_no_and_close) as (port, _, _):
+        client = subprocess.Popen(
+            netdiag_command("telnet", "-v", "127.0.0.1", str(port)),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        client.stdin.write(b"x" * 100_000)
+        client.stdin.flush()  # and more to come: the input stays open
+        stdout = client.stdout.read()
+        stderr = client.stderr.read().decode()
+        client.wait(10)
+        client.stdin.close()
+    assert stdout == b"554 go away\r\n"
+    assert client.returncode == 0, stderr
+    assert "Connection reset by foreign host." in stderr
+
+
+@pytest.mark.parametrize("args", [[], ["--telnet"], ["--hexdump"]], ids=["plain", "telnet", "hexdump"])
+def test_the_reader_leaving_ends_the_session_without_an_error(args):
+    """`netdiag telnet ... | head -c 10`: exit 0 and nothing on stderr."""
+
+    def flood(conn, _):
+        with contextlib.suppress(OSError):
+            conn.sendall(os.urandom(4_000_000))
+
+    with scripted_server(flood) as (port, _, _):
+        client = subprocess.Popen(
+            netdiag_command("telnet", *args, "127.0.0.1", str(port)),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert len(client.stdout.read(10)) == 10
+        client.stdout.close()
+        stderr = client.stderr.read()
+        client.wait(10)
+    assert client.returncode == 0
+    assert stderr == b""
+
+
 def test_hexdump_shows_both_directions(tmp_path):
     log = tmp_path / "session.log"
     with listener() as server:
@@ -216,6 +265,12 @@ def free_port() -> int:
         (["-4", "-6", "localhost", "80"], 2, "exclude each other"),
         (["--escape", "^^^", "localhost", "80"], 2, "--escape"),
         (["--connect-timeout", "0", "localhost", "80"], 2, "--connect-timeout must be more than 0"),
+        (["127.1", str(free_port())], 1, "connection refused by 127.0.0.1 port"),  # inet_aton's form, as nc
+        (["--tls", "--sni", "a..b", "127.0.0.1", "1"], 2, "--sni 'a..b': not a valid host name"),
+        (["--tls", "--sni", ".", "127.0.0.1", "1"], 2, "not a valid host name"),
+        (["--tls", "--sni", "a" * 300, "127.0.0.1", "1"], 2, "not a valid host name"),
+        (["--tls", "--sni", "127.0.0.1", "127.0.0.1", "1"], 2, "an address cannot be a TLS server name"),
+        (["--sni", "web.lab.test", "127.0.0.1", "1"], 2, "--sni goes with --tls"),
     ],
 )
 def test_error_paths(args, status, message):
@@ -270,10 +325,8 @@ def certificate(tmp_path_factory):
 
 
 def tls_echo(conn, received):
-    """Echo one line, then close: TLS has no half-close for the client to signal EOF."""
-    conn.settimeout(10)
-    while b"\n" not in received and (data := conn.recv(65536)):
-        received.extend(data)
+    """Echo all the client sent once it half-closed (its close_notify), then close."""
+    read_all(conn, received)
     conn.sendall(bytes(received))
 
 
@@ -291,6 +344,86 @@ def test_tls_verification_failure(certificate):
         result = run_netdiag("telnet", "--tls", "127.0.0.1", str(port), stdin=b"")
     assert result.returncode == 1
     assert "TLS certificate verification failed" in result.stderr.decode()
+
+
+def test_tls_half_close_sends_close_notify_then_reads_to_the_end(certificate):
+    """Piped input ends: close_notify (not a bare TCP close, which this server
+    refuses), the TCP FIN, and the server's answer still comes through."""
+    payload = os.urandom(300_000)
+
+    def count_then_answer(conn, received):
+        tls = certificate.wrap_socket(conn, server_side=True, suppress_ragged_eofs=False)
+        read_all(tls, received)  # returns only at the client's close_notify
+        time.sleep(0.2)
+        tls.sendall(b"got %d bytes\n" % len(received))
+        tls.unwrap()  # our own close_notify: the client takes it as the end
+
+    with scripted_server(count_then_answer) as (port, received, done):
+        result = run_netdiag("telnet", "-k", "--tls", "127.0.0.1", str(port), stdin=payload, timeout=10)
+        assert done.wait(5)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b"got 300000 bytes\n"
+    assert bytes(received) == payload
+
+
+def test_tls_banner_right_after_the_handshake_with_no_input(certificate):
+    """The close_notify goes out while the banner may be on its way: both arrive."""
+
+    def greet_until_the_end(conn, received):
+        tls = certificate.wrap_socket(conn, server_side=True, suppress_ragged_eofs=False)
+        tls.sendall(b"220 smtps.lab.test ready\r\n")
+        read_all(tls, received)
+        tls.sendall(b"221 bye\r\n")
+
+    for _ in range(5):
+        with scripted_server(greet_until_the_end) as (port, _, done):
+            result = run_netdiag("telnet", "-k", "--tls", "127.0.0.1", str(port), stdin=b"", timeout=10)
+            assert done.wait(5)
+        assert (result.returncode, result.stdout) == (0, b"220 smtps.lab.test ready\r\n221 bye\r\n"), result.stderr
+
+
+def test_tls_reset_by_a_server_that_never_read_our_close_notify_is_an_error(certificate):
+    """Such a server's kernel drops what it had not sent yet: the output may be
+    cut short, so this is no normal end."""
+
+    def answer_without_reading(conn, _):
+        tls = certificate.wrap_socket(conn, server_side=True)
+        time.sleep(0.3)  # the client's close_notify arrives, and stays unread
+        tls.sendall(os.urandom(2_000_000))
+
+    with scripted_server(answer_without_reading) as (port, _, done):
+        result = run_netdiag("telnet", "-k", "--tls", "127.0.0.1", str(port), stdin=b"", timeout=10)
+        assert done.wait(5)
+    assert result.returncode == 1
+    assert "connection reset by peer" in result.stderr.decode()
+
+
+@pytest.fixture(scope="module")
+def hostile_certificate(tmp_path_factory):
+    """A certificate whose subject carries terminal sequences, and a client
+    environment that trusts it."""
+    directory = tmp_path_factory.mktemp("hostile-tls")
+    key, cert = directory / "key.pem", directory / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-utf8",
+         "-subj", "/CN=evil\x1b]0;pwned\x07\x1b[2J\u202e/O=Lab", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    return context, {"SSL_CERT_FILE": str(cert)}
+
+
+def test_tls_certificate_subject_is_shown_as_visible_text(hostile_certificate):
+    context, trust = hostile_certificate
+    with scripted_server(tls_echo, context) as (port, _, _):
+        result = run_netdiag("telnet", "-v", "--tls", "127.0.0.1", str(port), stdin=b"hi\n", env=trust)
+    stderr = result.stderr.decode()
+    assert result.returncode == 0, stderr
+    shown = "commonName=evil\\e]0;pwned\\x07\\e[2J\\u202e, organizationName=Lab"
+    assert f"certificate verified: {shown} (issuer: {shown})" in stderr
+    assert not {"\x1b", "\x07", "\u202e"} & set(stderr)
 
 
 def test_tls_against_a_plain_server_fails_the_handshake():
@@ -345,6 +478,24 @@ def test_interactive_remote_close():
         child.expect(pexpect.EOF)
         child.close()
     assert child.exitstatus == 0
+
+
+def test_piped_input_but_a_terminal_for_output_still_gets_visible_text():
+    def hostile(conn, _):
+        conn.sendall(b"\x1b]0;pwned\x07\x1b[2Jvisible\r\n")
+
+    master, slave = os.openpty()
+    try:
+        with scripted_server(hostile) as (port, _, _):
+            client = subprocess.Popen(
+                netdiag_command("telnet", "127.0.0.1", str(port)), stdin=subprocess.DEVNULL, stdout=slave
+            )
+            assert client.wait(10) == 0
+        shown = os.read(master, 4096)
+    finally:
+        os.close(slave)
+        os.close(master)
+    assert shown.startswith(b"\\e]0;pwned\x07\\e[2Jvisible")
 
 
 def test_interactive_control_sequences_are_made_visible():

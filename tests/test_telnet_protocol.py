@@ -4,13 +4,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from netdiag.telnet.protocol import (
+    DM,
     DO,
     DONT,
     ECHO,
     GA,
     IAC,
+    MAX_SUBNEGOTIATION,
     NAWS,
     NOP,
+    RECENT_COMMANDS,
     SB,
     SE,
     SGA,
@@ -61,7 +64,7 @@ def test_a_whole_negotiation():
     assert protocol.feed(SCRIPT) == (EXPECTED_DATA, EXPECTED_REPLIES)
     assert protocol.state.remote == {ECHO, SGA} and protocol.state.local == {TTYPE, NAWS}
     assert protocol.state.server_echoes
-    assert protocol.commands_seen == [NOP, GA]
+    assert list(protocol.recent_commands) == [NOP, GA]
 
 
 @given(st.lists(st.integers(0, len(SCRIPT)), max_size=12))
@@ -102,6 +105,62 @@ def test_plain_data_without_iac_or_cr_passes_through(data):
 def test_escaped_data_round_trips(data):
     received, replies = TelnetProtocol().feed(escape(data).replace(b"\r", b"\r\n"))
     assert received == data.replace(b"\r", b"\r\n") and replies == b""
+
+
+# --- Synch (RFC 854): after urgent data, data is discarded up to the DM --------------
+
+SYNCH = b"flushed \xff\xff" + cmd(IAC, WILL, ECHO) + b"line\r\n" + cmd(IAC, DM) + b"after\r\n"
+
+
+def test_synch_discards_data_but_obeys_commands_until_the_data_mark():
+    protocol = TelnetProtocol()
+    protocol.synch()
+    assert protocol.feed(SYNCH) == (b"after\r\n", cmd(IAC, DO, ECHO))
+    assert protocol.state.server_echoes
+    assert protocol.feed(b"more") == (b"more", b"")  # the Synch is over
+
+
+@given(st.lists(st.integers(0, len(SYNCH)), max_size=8))
+def test_synch_split_anywhere(cuts):
+    points = sorted(set(cuts))
+    chunks = [SYNCH[a:b] for a, b in zip([0, *points], [*points, len(SYNCH)], strict=True)]
+    protocol = TelnetProtocol()
+    protocol.synch()
+    assert feed_all(protocol, chunks) == (b"after\r\n", cmd(IAC, DO, ECHO))
+
+
+def test_synch_byte_by_byte_and_announced_mid_command():
+    protocol = TelnetProtocol()
+    assert protocol.feed(b"shown" + cmd(IAC)) == (b"shown", b"")
+    protocol.synch()  # the urgent notice arrives between IAC and DM, as inetutils telnetd sends them
+    assert feed_all(protocol, [bytes([b]) for b in cmd(DM) + b"ok"]) == (b"ok", b"")
+
+
+def test_a_data_mark_without_urgent_data_is_a_no_op():
+    assert TelnetProtocol().feed(b"a" + cmd(IAC, DM) + b"b") == (b"ab", b"")
+
+
+# --- memory stays bounded whatever the server sends ---------------------------------
+
+
+def test_only_the_recent_commands_are_kept():
+    protocol = TelnetProtocol()
+    protocol.feed(cmd(IAC, NOP) * (10 * RECENT_COMMANDS) + cmd(IAC, GA))
+    assert len(protocol.recent_commands) == RECENT_COMMANDS and protocol.recent_commands[-1] == GA
+
+
+def test_an_overlong_subnegotiation_is_discarded():
+    def ttype_send(length: int) -> bytes:  # a TERMINAL-TYPE SEND whose body is this long (255s: IAC IAC)
+        return cmd(IAC, SB, TTYPE, 1) + b"\xff\xff" * (length - 2) + cmd(IAC, SE)
+
+    protocol = TelnetProtocol("vt100")
+    protocol.feed(cmd(IAC, DO, TTYPE))
+    answer = cmd(IAC, SB, TTYPE, 0) + b"vt100" + cmd(IAC, SE)
+    assert protocol.feed(ttype_send(MAX_SUBNEGOTIATION)) == (b"", answer)  # just fits
+    assert protocol.feed(ttype_send(MAX_SUBNEGOTIATION + 1)) == (b"", b"")  # too long: ignored
+    huge = cmd(IAC, SB, TTYPE, 1) + b"x" * (4 * MAX_SUBNEGOTIATION)
+    assert feed_all(protocol, [huge[i : i + 1000] for i in range(0, len(huge), 1000)]) == (b"", b"")
+    assert protocol.feed(cmd(IAC, SE) + b"data" + ttype_send(2)) == (b"data", answer)  # and back to normal
 
 
 def test_command_bytes():

@@ -1,18 +1,25 @@
 """Opening the TCP (and TLS) connection: every resolved address in turn.
 
 OS error numbers become the project's typed errors here, at the boundary.
+
+TLS runs through memory BIOs (``TlsStream``) rather than ``ssl.SSLSocket``:
+``SSLSocket.unwrap()`` reads after sending close_notify, and OpenSSL fails the
+connection if the server's data is already there, so a TLS half-close (our
+close_notify, then the server's remaining data) needs the socket in our hands.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import ipaddress
+import re
 import socket
 import ssl
 from dataclasses import dataclass
 
-from netdiag import outcomes
+from netdiag import nss, outcomes
 from netdiag.errors import (
     BadInput,
     ConnectError,
@@ -23,21 +30,99 @@ from netdiag.errors import (
     TlsError,
 )
 from netdiag.outcomes import Outcome
-from netdiag.targets import HostName, parse_target
+from netdiag.output import visible
+from netdiag.targets import AddressBlock, HostName, parse_target
+
+TLS_READ_SIZE = 256 * 1024
+
+
+_SNI_LABEL = re.compile(rb"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
 
 
 @dataclass(frozen=True)
 class TlsInfo:
     version: str
     cipher: str
-    subject: str  # or the certificate's fingerprint when it was not verified
+    subject: str  # visible text; or the certificate's fingerprint when it was not verified
     issuer: str
     verified: bool
 
 
+class TlsStream:
+    """A TLS session over a non-blocking socket, with the socket's calls:
+    ``recv`` (b"" at the server's end of data), ``send`` (BlockingIOError when
+    the socket is full), ``fileno``, ``shutdown``, ``close``; plus ``pending``,
+    ``flush`` and ``send_close_notify``, which a plain socket does not need."""
+
+    def __init__(self, sock: socket.socket, tls: ssl.SSLObject, incoming: ssl.MemoryBIO, outgoing: ssl.MemoryBIO):
+        self.sock = sock
+        self.tls = tls
+        self._incoming = incoming
+        self._outgoing = outgoing
+        self._unsent = bytearray()  # encrypted, waiting for room in the socket
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def recv(self, size: int) -> bytes:
+        while True:
+            try:
+                return self.tls.read(size)
+            except ssl.SSLWantReadError:
+                pass
+            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):  # close_notify, or a bare TCP close
+                return b""
+            data = self.sock.recv(TLS_READ_SIZE)  # BlockingIOError: nothing more yet
+            if data:
+                self._incoming.write(data)
+            else:
+                self._incoming.write_eof()
+
+    def pending(self) -> bool:
+        """Data the selector cannot see: decrypted, or received but not decrypted yet."""
+        return self.tls.pending() > 0 or self._incoming.pending > 0
+
+    def send(self, data: bytes) -> int:
+        if not self.flush():
+            raise BlockingIOError
+        sent = self.tls.write(data)
+        self.flush()
+        return sent
+
+    @property
+    def backlog(self) -> bool:
+        """Encrypted bytes still to send."""
+        return bool(self._unsent) or self._outgoing.pending > 0
+
+    def flush(self) -> bool:
+        """Send what is encrypted; True when nothing is left waiting."""
+        if self._outgoing.pending:
+            self._unsent += self._outgoing.read()
+        while self._unsent:
+            try:
+                sent = self.sock.send(self._unsent)
+            except BlockingIOError:
+                return False
+            del self._unsent[:sent]
+        return True
+
+    def send_close_notify(self) -> None:
+        """TLS's end of our data. Only with nothing ``pending``: OpenSSL reads
+        after sending it, and fails on application data it finds."""
+        with contextlib.suppress(ssl.SSLWantReadError):  # sent; the server's comes after its data
+            self.tls.unwrap()
+        self.flush()
+
+    def shutdown(self, how: int) -> None:
+        self.sock.shutdown(how)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
 @dataclass
 class Connection:
-    sock: socket.socket  # an ssl.SSLSocket with --tls
+    sock: socket.socket | TlsStream
     host: str
     address: str
     port: int
@@ -56,9 +141,27 @@ def check_host(host: str) -> tuple[str, bool]:
         target = parse_target(bare)
     except BadInput:
         raise BadInput(f"{host!r} is not a host name or address") from None
+    if isinstance(target, AddressBlock) and target.size == 1:  # 127.1, 0x7f.0.0.1: as nc reads them
+        return str(target.first), True
     if not isinstance(target, HostName):
         raise BadInput(f"{host!r} is a network or range, not one host")
     return bare, False
+
+
+def check_server_name(name: str) -> str:
+    """``--sni``: a DNS host name (RFC 6066: never an address), in A-labels."""
+    bare = name[:-1] if name.endswith(".") else name
+    try:
+        ipaddress.ip_address(bare)
+    except ValueError:
+        pass
+    else:
+        raise BadInput(f"--sni {name!r}: an address cannot be a TLS server name; give a host name")
+    encoded = nss.to_ascii(bare)
+    labels = encoded.split(b".") if encoded else []
+    if not encoded or len(encoded) > 253 or not all(_SNI_LABEL.fullmatch(label) for label in labels):
+        raise BadInput(f"--sni {name[:64]!r}: not a valid host name")
+    return encoded.decode()
 
 
 def open_connection(
@@ -94,12 +197,16 @@ def open_connection(
             failures.append(_connect_error(exc, sockaddr[0], port, timeout))
             continue
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        info = None
-        if tls:
-            name = server_name or (None if is_address else host)
-            sock, info = _start_tls(sock, name or host, insecure, timeout, send_sni=bool(name))
+        # Urgent data (a telnet Synch) stays in the stream, in order; the session
+        # learns of it from poll's POLLPRI.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE, 1)
+        if not tls:
+            sock.setblocking(False)
+            return Connection(sock, host, sockaddr[0], port)
+        name = server_name or (None if is_address else host)
+        stream, info = _start_tls(sock, name or host, insecure, send_sni=bool(name))
         sock.setblocking(False)
-        return Connection(sock, host, sockaddr[0], port, info)
+        return Connection(stream, host, sockaddr[0], port, info)
     if len(failures) == 1:
         raise failures[0]
     kinds = {type(f) for f in failures}
@@ -119,25 +226,39 @@ def _connect_error(exc: OSError, address: str, port: int, timeout: float) -> Con
     return ConnectError(f"{where}: {reason if exc.errno else str(exc).lower()}")
 
 
-def _start_tls(sock: socket.socket, name: str, insecure: bool, timeout: float, send_sni: bool):
+def _start_tls(sock: socket.socket, name: str, insecure: bool, send_sni: bool) -> tuple[TlsStream, TlsInfo]:
+    """The handshake, blocking (the socket's timeout applies to each read)."""
     context = ssl.create_default_context()
     if insecure:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = context.wrap_bio(incoming, outgoing, server_hostname=name if (send_sni or not insecure) else None)
     try:
-        wrapped = context.wrap_socket(sock, server_hostname=name if (send_sni or not insecure) else None)
-    except ssl.SSLCertVerificationError as exc:
-        sock.close()
-        reason = exc.verify_message or exc.reason
-        raise TlsError(f"TLS certificate verification failed: {reason} (--insecure to connect anyway)") from None
+        while True:
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                sock.sendall(outgoing.read())
+            data = sock.recv(TLS_READ_SIZE)
+            if not data:
+                raise ConnectionError("the server closed the connection")
+            incoming.write(data)
+        sock.sendall(outgoing.read())  # our Finished
     except (ssl.SSLError, OSError) as exc:
+        with contextlib.suppress(OSError):
+            sock.sendall(outgoing.read())  # OpenSSL's alert, which tells the server why
         sock.close()
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            reason = exc.verify_message or exc.reason
+            raise TlsError(f"TLS certificate verification failed: {reason} (--insecure to connect anyway)") from None
         reason = getattr(exc, "reason", None) or str(exc)
         raise TlsError(f"TLS handshake failed: {reason}") from None
-    return wrapped, _tls_info(wrapped, verified=not insecure)
+    return TlsStream(sock, tls, incoming, outgoing), _tls_info(tls, verified=not insecure)
 
 
-def _tls_info(sock: ssl.SSLSocket, verified: bool) -> TlsInfo:
+def _tls_info(sock: ssl.SSLObject, verified: bool) -> TlsInfo:
     cipher = sock.cipher()
     certificate = sock.getpeercert() if verified else None
     if certificate:
@@ -151,4 +272,5 @@ def _tls_info(sock: ssl.SSLSocket, verified: bool) -> TlsInfo:
 
 
 def _name(rdns) -> str:
-    return ", ".join(f"{key}={value}" for rdn in rdns for key, value in rdn)
+    """A certificate's name as visible text: it is the server's to choose."""
+    return visible(", ".join(f"{key}={value}" for rdn in rdns for key, value in rdn))

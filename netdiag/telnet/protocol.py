@@ -7,11 +7,18 @@ never loop: a request that does not change an option's state gets no answer.
 
 The client implements ECHO and SUPPRESS-GO-AHEAD (accepted from the server),
 TERMINAL-TYPE and NAWS (offered on request); every other option is refused.
+
+The Synch: when the socket reports urgent data, the session calls ``synch()``;
+data is then discarded, and commands still obeyed, up to the next DM.
+
+Memory stays bounded whatever the server sends: a subnegotiation longer than
+MAX_SUBNEGOTIATION is discarded, and only the last few commands are kept.
 """
 
 from __future__ import annotations
 
 import struct
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -24,6 +31,9 @@ OPTION_NAMES = {ECHO: "ECHO", SGA: "SUPPRESS-GO-AHEAD", TTYPE: "TERMINAL-TYPE", 
 COMMANDS = {"nop": NOP, "brk": BRK, "ip": IP, "ao": AO, "ayt": AYT, "ec": EC, "el": EL, "ga": GA, "dm": DM}
 
 _DATA, _IAC, _OPTION, _SB, _SB_IAC = range(5)
+
+MAX_SUBNEGOTIATION = 4096  # ours are a few bytes; anything longer is not for us
+RECENT_COMMANDS = 64
 
 
 @dataclass
@@ -56,7 +66,14 @@ class TelnetProtocol:
         self._after_cr = False
         self._verb = 0
         self._sub = bytearray()
-        self.commands_seen: list[int] = []  # e.g. GA, NOP: for --hexdump and tests
+        self._sub_too_long = False
+        self._synch = False
+        self.recent_commands: deque[int] = deque(maxlen=RECENT_COMMANDS)  # e.g. GA, NOP, DM
+
+    def synch(self) -> None:
+        """The server sent urgent data (RFC 854 Synch): from here on, data is
+        discarded until the next DM; commands are still obeyed."""
+        self._synch = True
 
     # --- incoming -----------------------------------------------------------
 
@@ -73,13 +90,16 @@ class TelnetProtocol:
                 j = data.find(IAC, i)
                 if j < 0:
                     j = n
-                run = data[i:j]
-                if self._after_cr and run[:1] == b"\0":
-                    run = run[1:]
-                run = run.replace(b"\r\0", b"\r")
-                if run:
-                    self._after_cr = run[-1] == 13
-                out += run
+                if self._synch:  # data before the DM is what the server wants flushed
+                    self._after_cr = False
+                elif j > i:
+                    run = data[i:j]
+                    if self._after_cr and run[:1] == b"\0":
+                        run = run[1:]
+                    run = run.replace(b"\r\0", b"\r")
+                    if run:
+                        self._after_cr = run[-1] == 13
+                    out += run
                 if j == n:
                     break
                 i = j + 1
@@ -89,16 +109,20 @@ class TelnetProtocol:
                 byte = data[i]
                 i += 1
                 if byte == IAC:
-                    out.append(IAC)
+                    if not self._synch:
+                        out.append(IAC)
                     mode = _DATA
                 elif byte in (WILL, WONT, DO, DONT):
                     self._verb = byte
                     mode = _OPTION
                 elif byte == SB:
                     self._sub.clear()
+                    self._sub_too_long = False
                     mode = _SB
                 else:
-                    self.commands_seen.append(byte)
+                    if byte == DM:  # the Synch's end (outside one, a no-op)
+                        self._synch = False
+                    self.recent_commands.append(byte)
                     mode = _DATA
             elif mode == _OPTION:
                 replies += self._negotiate(self._verb, data[i])
@@ -106,23 +130,30 @@ class TelnetProtocol:
                 mode = _DATA
             elif mode == _SB:
                 j = data.find(IAC, i)
+                self._keep_sub(data, i, n if j < 0 else j)
                 if j < 0:
-                    self._sub += data[i:]
                     break
-                self._sub += data[i:j]
                 i = j + 1
                 mode = _SB_IAC
             else:  # _SB_IAC
                 byte = data[i]
                 i += 1
                 if byte == SE:
-                    replies += self._subnegotiation(bytes(self._sub))
+                    if not self._sub_too_long:
+                        replies += self._subnegotiation(bytes(self._sub))
                     mode = _DATA
                 else:  # IAC IAC inside SB is a literal 255; anything else: keep going
-                    self._sub.append(byte)
+                    self._keep_sub(data, i - 1, i)
                     mode = _SB
         self._mode = mode
         return bytes(out), bytes(replies)
+
+    def _keep_sub(self, data: bytes, start: int, end: int) -> None:
+        room = MAX_SUBNEGOTIATION - len(self._sub)
+        if end - start > room:
+            self._sub_too_long = True
+            end = start + room
+        self._sub += data[start:end]
 
     def _negotiate(self, verb: int, option: int) -> bytes:
         state = self.state

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import select
 import selectors
 import signal
 import socket
@@ -21,12 +22,17 @@ from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
 from netdiag.errors import ConnectError
-from netdiag.telnet.connection import Connection
+from netdiag.telnet.connection import Connection, TlsStream
 from netdiag.telnet.protocol import COMMANDS, ECHO, TelnetProtocol, escape
 from netdiag.telnet.screen import SafeText, hexdump
 
 READ_SIZE = 256 * 1024
 HIGH_WATER = 4 * 1024 * 1024  # stop reading input while this much waits for the socket
+# Input alone never queues much past HIGH_WATER; beyond this, the queue is our
+# replies to a server that does not read them: stop reading it until it does.
+REPLY_HIGH_WATER = 2 * HIGH_WATER
+# Signals whose default action ends us, terminal modes and all.
+TERMINATING_SIGNALS = ("SIGHUP", "SIGTERM", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM")
 
 
 class UserInterface(Protocol):
@@ -54,7 +60,7 @@ class SessionResult:
     sent: int
     received: int
     duration_s: float
-    ended_by: str  # "remote close", "quit", "idle timeout", "input closed"
+    ended_by: str  # "remote close", "remote reset", "quit", "idle timeout", "input closed"
     error: str | None = None
 
 
@@ -71,12 +77,11 @@ class Terminal:
 
     def line(self, escape: int | None) -> None:
         t = self._termios
-        attrs = t.tcgetattr(self.fd)
-        attrs[:] = [list(a) if isinstance(a, list) else a for a in self.saved]
+        attrs = [list(a) if isinstance(a, list) else a for a in self.saved]
         attrs[3] |= t.ICANON | t.ECHO | t.ISIG
         if escape is not None:  # make the escape key end a read at once, like Enter
             attrs[6][t.VEOL] = bytes([escape])
-        t.tcsetattr(self.fd, t.TCSADRAIN, attrs)
+        self._set(attrs)
 
     def char(self) -> None:
         t = self._termios
@@ -85,10 +90,14 @@ class Terminal:
         attrs[3] &= ~(t.ICANON | t.ECHO | t.ISIG | t.IEXTEN)
         attrs[6][t.VMIN] = 1
         attrs[6][t.VTIME] = 0
-        t.tcsetattr(self.fd, t.TCSADRAIN, attrs)
+        self._set(attrs)
 
     def restore(self) -> None:
-        self._termios.tcsetattr(self.fd, self._termios.TCSADRAIN, self.saved)
+        self._set(self.saved)
+
+    def _set(self, attrs: list) -> None:
+        with contextlib.suppress(self._termios.error):  # hung up: there is no terminal left to set
+            self._termios.tcsetattr(self.fd, self._termios.TCSADRAIN, attrs)
 
     def size(self) -> tuple[int, int]:
         try:
@@ -111,6 +120,7 @@ class Session:
     ) -> None:
         self.connection = connection
         self.sock = connection.sock
+        self.tls = connection.sock if isinstance(connection.sock, TlsStream) else None
         self.input_fd = input_fd
         self.output = output
         self.ui = ui
@@ -122,7 +132,7 @@ class Session:
             if options.protocol
             else None
         )
-        self.screen = SafeText() if options.interactive and not options.raw_terminal else None
+        self.screen = SafeText() if _shows_a_person(options, output) else None
         self.to_socket = bytearray()
         self.sent = 0
         self.received = 0
@@ -137,6 +147,13 @@ class Session:
         self._socket_full = False
         self._offsets = {"<": 0, ">": 0}
         self._window_changed = False
+        self._close_notify_sent = False
+        self._at_prompt = False
+        # Urgent data is a telnet Synch; SO_OOBINLINE keeps its byte in the stream.
+        self._urgent = None
+        if self.protocol is not None and self.tls is None:
+            self._urgent = select.poll()
+            self._urgent.register(self.sock, select.POLLPRI)
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -153,21 +170,23 @@ class Session:
             self._input_pollable = False
             # Bytes passed through untouched can go file → socket in the kernel.
             self._zero_copy = self._passes_bytes_through() and hasattr(os, "sendfile")
-        previous_winch = None
-        if self.terminal is not None:
-            self._apply_mode()
-            if hasattr(signal, "SIGWINCH"):
-                previous_winch = signal.signal(signal.SIGWINCH, self._on_window_change)
+        previous_handlers: dict[int, object] = {}
         error = None
         try:
+            if self.terminal is not None:
+                previous_handlers = self._handle_signals()
+                self._apply_mode()
             while self.ended_by is None:
                 read_file = not self._input_pollable and self._want_input()
-                events = selector.select(0 if read_file else self._wait())
+                read_tls = self._tls_buffered()  # already off the socket: the selector cannot see it
+                events = selector.select(0 if read_file or read_tls else self._wait())
                 if read_file:
                     self._read_input()
+                if read_tls:
+                    self._read_socket()
                 for key, mask in events:
                     if key.fileobj is self.sock:
-                        if mask & selectors.EVENT_READ:
+                        if mask & selectors.EVENT_READ and self.ended_by is None:
                             self._read_socket()
                         if mask & selectors.EVENT_WRITE and self.ended_by is None:
                             self._flush()
@@ -186,8 +205,8 @@ class Session:
             selector.close()
             if self.terminal is not None:
                 self.terminal.restore()
-                if previous_winch is not None:
-                    signal.signal(signal.SIGWINCH, previous_winch)
+            for signum, handler in previous_handlers.items():
+                signal.signal(signum, handler)
             if self.screen is not None:
                 self._write_output(self.screen.flush().encode())
             self.sock.close()
@@ -204,7 +223,9 @@ class Session:
     def _update(self, selector: selectors.BaseSelector) -> None:
         if self.ended_by is not None:
             return
-        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if self.to_socket or self._socket_full else 0)
+        tls_unsent = self.tls is not None and not self.write_shut and self.tls.backlog
+        unsent = self.to_socket or self._socket_full or tls_unsent
+        events = (selectors.EVENT_READ if self._want_socket() else 0) | (selectors.EVENT_WRITE if unsent else 0)
         if events != self._socket_events:  # an epoll_ctl per loop would cost as much as the data
             selector.modify(self.sock, events)
             self._socket_events = events
@@ -220,17 +241,30 @@ class Session:
     def _want_input(self) -> bool:
         return self.input_open and self.ended_by is None and not self._socket_full and len(self.to_socket) < HIGH_WATER
 
+    def _want_socket(self) -> bool:
+        return len(self.to_socket) < REPLY_HIGH_WATER
+
+    def _tls_buffered(self) -> bool:
+        return self.tls is not None and self._want_socket() and self.tls.pending()
+
     # --- socket side -------------------------------------------------------------
 
     def _read_socket(self) -> None:
         while True:
+            if self._urgent is not None and self._urgent_pending():
+                self.protocol.synch()
             try:
                 data = self.sock.recv(READ_SIZE)
-            except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            except BlockingIOError:
                 return
             except ssl.SSLError as exc:
                 raise ConnectError(f"TLS error: {exc.reason or exc}") from None
             except OSError as exc:
+                # A reset, as nc sees it, is the server leaving (what it sent is read first). Not
+                # with TLS: the server dropped our close_notify unread, and with it its unsent data.
+                if exc.errno == errno.ECONNRESET and self.tls is None:
+                    self.ended_by = "remote reset"
+                    return
                 raise ConnectError(_socket_error("reading from", self.connection, exc)) from None
             if not data:
                 self.ended_by = "remote close"
@@ -246,8 +280,11 @@ class Session:
                 if self.protocol.state.server_echoes != echoed_before:
                     self._apply_mode()
             self._show(data)
-            if not (isinstance(self.sock, ssl.SSLSocket) and self.sock.pending()):
+            if self.ended_by is not None or not self._tls_buffered():
                 return
+
+    def _urgent_pending(self) -> bool:
+        return any(events & select.POLLPRI for _, events in self._urgent.poll(0))
 
     def _show(self, data: bytes) -> None:
         if not data:
@@ -270,10 +307,11 @@ class Session:
         if not self.to_socket:  # the common case: straight out, no copy into the buffer
             try:
                 sent = self.sock.send(data)
-            except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
+            except BlockingIOError:
                 sent = 0
             except OSError as exc:
-                raise ConnectError(_socket_error("sending to", self.connection, exc)) from None
+                self._send_failed(exc)
+                return
             self.sent += sent
             self.last_activity = self.clock()
             data = data[sent:]
@@ -284,24 +322,52 @@ class Session:
 
     def _flush(self) -> None:
         self._socket_full = False  # called when the socket is writable, or to try it
+        if self.tls is not None and self.tls.backlog and not self._flush_tls():
+            return
         while self.to_socket:
             try:
                 sent = self.sock.send(self.to_socket[:READ_SIZE])
-            except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
+            except BlockingIOError:
                 return
             except OSError as exc:
-                raise ConnectError(_socket_error("sending to", self.connection, exc)) from None
+                self._send_failed(exc)
+                return
             del self.to_socket[:sent]
             self.sent += sent
             self.last_activity = self.clock()
 
+    def _flush_tls(self) -> bool:
+        try:
+            return self.tls.flush()
+        except OSError as exc:
+            self._send_failed(exc)
+            return False
+
+    def _send_failed(self, exc: OSError) -> None:
+        """The server closed (or reset) while we were still sending, as nc sees
+        it: nothing more goes out, and what it sent is still read to the end."""
+        if exc.errno not in (errno.EPIPE, errno.ECONNRESET):
+            raise ConnectError(_socket_error("sending to", self.connection, exc)) from None
+        self.input_open = False
+        self.write_shut = True
+        self.to_socket.clear()
+        self._socket_full = False
+
     def _maybe_half_close(self) -> None:
-        """Input ended and everything is sent: shut our write side, keep reading."""
+        """Input ended and everything is sent: shut our write side, keep reading.
+        With TLS: close_notify first, then the TCP FIN."""
         if self.input_open or self.write_shut or self.to_socket or self.ended_by:
             return
+        if self.tls is not None:
+            if self.tls.pending():
+                return  # the server's data first (the loop reads it at once): OpenSSL would fail on it
+            if not self._close_notify_sent:
+                self._close_notify_sent = True
+                with contextlib.suppress(OSError):  # failing connection: the next read says how
+                    self.tls.send_close_notify()
+            if self.tls.backlog:
+                return  # the FIN waits for the close_notify to go out
         self.write_shut = True
-        if isinstance(self.sock, ssl.SSLSocket):
-            return  # a TLS half-close would end the session; wait for the server
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_WR)
 
@@ -315,7 +381,7 @@ class Session:
     def _passes_bytes_through(self) -> bool:
         o = self.options
         plain = not (o.interactive or o.crlf or o.hexdump or o.log is not None or self.protocol is not None)
-        return plain and not isinstance(self.sock, ssl.SSLSocket)
+        return plain and self.tls is None
 
     def _send_file(self) -> None:
         """stdin is a regular file: sendfile() it to the socket, zero copy."""
@@ -328,7 +394,8 @@ class Session:
             if exc.errno in (errno.EINVAL, errno.ENOSYS):  # not a file sendfile can read
                 self._zero_copy = False
                 return
-            raise ConnectError(_socket_error("sending to", self.connection, exc)) from None
+            self._send_failed(exc)
+            return
         if sent == 0:
             self.input_open = False
             return
@@ -404,6 +471,7 @@ class Session:
         if self.terminal is not None:
             self.terminal.restore()
         prompt = "\r\nnetdiag> "  # start on a line of its own, after the echoed ^]
+        self._at_prompt = True
         try:
             while self.ended_by is None:
                 line = self.ui.ask(prompt)
@@ -417,6 +485,7 @@ class Session:
                 if self._prompt_command(words):
                     break
         finally:
+            self._at_prompt = False
             if self.ended_by is None:
                 self._apply_mode()
 
@@ -491,6 +560,49 @@ class Session:
 
     def _on_window_change(self, signum, frame) -> None:
         self._window_changed = True
+
+    def _handle_signals(self) -> dict[int, object]:
+        """No signal may end or stop us with the terminal still in our mode.
+        One with a Python handler already (netdiag's SIGTERM and SIGHUP) raises
+        through run(), which restores it; the others get ours. Returns the
+        handlers to put back."""
+        ours = {getattr(signal, name): self._on_terminating_signal for name in TERMINATING_SIGNALS}
+        ours |= {signal.SIGTSTP: self._on_suspend, signal.SIGCONT: self._on_continue}
+        previous = {
+            signum: signal.signal(signum, handler)
+            for signum, handler in ours.items()
+            if signal.getsignal(signum) == signal.SIG_DFL
+        }
+        previous[signal.SIGWINCH] = signal.signal(signal.SIGWINCH, self._on_window_change)
+        return previous
+
+    def _on_terminating_signal(self, signum, frame) -> None:
+        raise SystemExit(128 + signum)  # unwinds through run(): the terminal is restored
+
+    def _on_suspend(self, signum, frame) -> None:
+        """Ctrl-Z in line mode, or kill -TSTP: give the terminal back, then stop."""
+        if self.terminal is not None:
+            self.terminal.restore()
+        signal.signal(signal.SIGTSTP, signal.SIG_DFL)
+        try:
+            os.kill(os.getpid(), signal.SIGTSTP)  # stopped here until SIGCONT (an orphaned process group is not)
+        finally:
+            signal.signal(signal.SIGTSTP, self._on_suspend)
+        self._on_continue(signal.SIGCONT, frame)
+
+    def _on_continue(self, signum, frame) -> None:
+        if not self._at_prompt:  # the shell had the terminal meanwhile: ours again
+            self._apply_mode()
+
+
+def _shows_a_person(options: SessionOptions, output: BinaryIO) -> bool:
+    """Server bytes go to a terminal (typed at, or just shown on): make them visible text."""
+    if options.raw_terminal or options.hexdump:
+        return False
+    try:
+        return options.interactive or os.isatty(output.fileno())
+    except (AttributeError, OSError, ValueError):  # not a real file: a test's buffer
+        return options.interactive
 
 
 def _socket_error(action: str, connection: Connection, exc: OSError) -> str:

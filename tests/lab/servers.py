@@ -1,0 +1,58 @@
+"""Servers for tests of clients: netdiag's own listener in a thread, and a
+one-connection server that runs a script."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import threading
+from contextlib import contextmanager
+
+from netdiag.listen import Listener, ListenOptions
+
+
+@contextmanager
+def listener(**options):
+    server = Listener(ListenOptions(**options))
+    thread = threading.Thread(target=server.serve, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        thread.join(5)
+
+
+@contextmanager
+def scripted_server(script, tls_context: ssl.SSLContext | None = None):
+    """A one-connection server running ``script(conn, received)``; ``received``
+    collects everything the client sent."""
+    server = socket.create_server(("127.0.0.1", 0))
+    received = bytearray()
+    done = threading.Event()
+
+    def run():
+        conn, _ = server.accept()
+        if tls_context is not None:
+            try:
+                conn = tls_context.wrap_socket(conn, server_side=True)
+            except (ssl.SSLError, OSError):
+                conn.close()
+                done.set()
+                return
+        with conn:
+            script(conn, received)
+        done.set()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield server.getsockname()[1], received, done
+    finally:
+        server.close()
+
+
+def read_all(conn, received) -> None:
+    conn.settimeout(10)
+    while data := conn.recv(65536):
+        received.extend(data)
