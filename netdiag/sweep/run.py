@@ -285,10 +285,10 @@ def run_sweep(
 
     # Addresses and networks are swept while names resolve; the names' own
     # addresses follow, those the others did not already cover.
-    runs = runs_of(_resolved_by(names.result()) if names is not None and names.done() else _later)
+    later = names is not None and not names.done()  # read once: the names may arrive any moment
+    runs = runs_of(_resolved_by(names.result()) if names is not None and not later else _later)
     groups = plan_groups(runs, options) if runs else []
     engines = [build_engine(group, options) for group in groups]
-    later = names is not None and not names.done()
     discovered, discovery_probes = 0, 0
 
     def report_progress(*_: int) -> None:
