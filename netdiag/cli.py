@@ -9,7 +9,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import select
 import signal
+import stat
 import sys
 import time
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -68,6 +70,7 @@ def main(argv: list[str] | None = None, output: Output | None = None) -> int:
         return int(exc.exit_status)
     except KeyboardInterrupt:  # Ctrl-C, SIGTERM or SIGHUP where no command kept results
         _quietly(output.error, "interrupted")
+        _unblock_stdout()
         return interrupts.exit_status()
     except typer.Exit as exc:  # --help
         return int(exc.exit_code)
@@ -79,17 +82,34 @@ def main(argv: list[str] | None = None, output: Output | None = None) -> int:
         hint = f" (see '{exc.ctx.command_path} --help')" if getattr(exc, "ctx", None) else ""
         output.error(message.replace("\n", " ") + hint)
         return int(getattr(exc, "exit_code", ExitStatus.BAD_INPUT))
-    except OSError as exc:
-        if exc.errno not in (errno.EPIPE, errno.EIO):
-            return _internal_error(output, exc)
-        # `netdiag ... | head`, or the terminal hung up: the reader left, not an error.
-        # What is still buffered goes nowhere (Python's advice for SIGPIPE).
-        with contextlib.suppress(OSError, ValueError, AttributeError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return int(ExitStatus.OK)
+    except OSError as exc:  # writing the results failed
+        _discard_unwritten()
+        if interrupts.received():  # a hang-up: the terminal went away with its SIGHUP
+            return interrupts.exit_status()
+        if exc.errno == errno.EPIPE:  # `netdiag ... | head`: the reader left, not an error
+            return int(ExitStatus.OK)
+        _quietly(output.error, f"cannot write the results: {exc.strerror or exc}")
+        return int(ExitStatus.CANNOT_RUN)
     except Exception as exc:  # noqa: BLE001 - a bug: reported in one line
         return _internal_error(output, exc)
     return int(status or 0)
+
+
+def _unblock_stdout() -> None:
+    """Interrupted while stdout is a pipe nobody reads: flushing it at exit
+    would block for ever, so what it still holds is dropped. A file or a
+    terminal is flushed as usual."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        fd = sys.stdout.fileno()
+        if stat.S_ISFIFO(os.fstat(fd).st_mode) and not select.select([], [fd], [], 1.0)[1]:
+            _discard_unwritten()
+
+
+def _discard_unwritten() -> None:
+    """What is still buffered for stdout goes nowhere, so that exit does not
+    block or fail flushing it (Python's advice for SIGPIPE)."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _internal_error(output: Output, exc: BaseException) -> int:
@@ -570,9 +590,19 @@ def listen(
         idle_timeout=idle_timeout,
         first_data_timeout=first_data_timeout,
     )
+    from netdiag import interrupts
+    from netdiag.workers import EventWriter
+
     show = _listen_json(out, options.mode) if json_output else _listen_events(out, options.mode, quiet)
-    listener = Listener(options, show)
-    previous_term = signal.signal(signal.SIGTERM, lambda signum, frame: listener.shutdown())
+    log = EventWriter(show, on_gone=lambda: listener.shutdown())  # noqa: PLW0108 - made just below
+    listener = Listener(options, log.put)
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        if listener.stop.is_set():  # a second SIGTERM: the way out is blocked (a full pipe)
+            raise interrupts.Interrupted(signum)
+        listener.shutdown()  # a clean stop: the summary, exit 0
+
+    previous_term = None if interrupts.ignored(signal.SIGTERM) else signal.signal(signal.SIGTERM, on_sigterm)
     interrupted = False
     try:
         summary = listener.serve()
@@ -580,7 +610,15 @@ def listen(
         interrupted = True
         summary = listener.summary
     finally:
-        signal.signal(signal.SIGTERM, previous_term)
+        if previous_term is not None:
+            signal.signal(signal.SIGTERM, previous_term)
+    if not log.close(timeout=1.0):
+        _discard_unwritten()  # the log's reader is stuck: end anyway
+    if log.gone:  # `netdiag listen | head`: the reader left, as for every command
+        _discard_unwritten()
+        return ExitStatus.OK
+    if log.dropped:
+        out.warn(f"{log.dropped:,} log events dropped: the log was not read fast enough")
     elapsed = time.monotonic() - summary.started
     if json_output:
         out.json_line(
@@ -619,6 +657,8 @@ def _listen_json(out: Output, mode: str):
 
 def _listen_events(out: Output, mode: str, quiet: bool):
     from rich.text import Text
+
+    _ = out.err  # rich's console made now: later, every descriptor may be a client's
 
     def show(event) -> None:
         if event.kind == "listening":

@@ -33,6 +33,11 @@ def exit_status() -> int:
     return 128 + _received["signum"]
 
 
+def received() -> bool:
+    """Did a signal this module handles arrive during the run?"""
+    return _received["signum"] != signal.SIGINT
+
+
 def _raise(signum: int, frame: object) -> None:
     _received["signum"] = signum
     raise Interrupted(signum)
@@ -46,9 +51,14 @@ def handled() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {signum: signal.signal(signum, _raise) for signum in HANDLED}
+    # A signal the caller ignores stays ignored (nohup, trap '' TERM): as any program does.
+    previous = {signum: signal.signal(signum, _raise) for signum in HANDLED if not ignored(signum)}
     try:
         yield
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def ignored(signum: int) -> bool:
+    return signal.getsignal(signum) is signal.SIG_IGN

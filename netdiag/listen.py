@@ -676,7 +676,8 @@ class Listener:
         from netdiag import resolver
 
         def resolve(query: str):
-            return next(iter(resolver.lookup_many([query], self.options.lookup_timeout, self._hosts)))
+            # Here, in this thread: a slow resolver makes answers wait, it never makes threads pile up.
+            return resolver.lookup(query, self._hosts, self.options.lookup_timeout)
 
         while (job := self._lookups.get()) is not None:
             client, seq, query = job

@@ -11,6 +11,8 @@ import errno
 import functools
 import json
 import os
+import select
+import stat
 import sys
 from typing import IO, TYPE_CHECKING, Any
 
@@ -20,6 +22,7 @@ if TYPE_CHECKING:
     from rich.text import Text
 
 PIPE_WIDTH = 250
+WRITABLE_WAIT_S = 1.0
 # ensure_ascii: every value survives exactly for jq, and no raw control byte
 # from the network can reach a terminal.
 _JSON = json.JSONEncoder(ensure_ascii=True, indent=2)
@@ -117,16 +120,35 @@ class Output:
         return _is_terminal(self.stdout)
 
     def json(self, document: Any) -> None:
+        self._wait_writable()
         self.stdout.write(_JSON.encode(document) + "\n")
         self.stdout.flush()
 
     def json_line(self, document: Any) -> None:
+        self._wait_writable()
         self.stdout.write(_JSON_LINE.encode(document) + "\n")
 
     def text(self, text: str) -> None:
         """Plain text that is already safe (made with ``visible``)."""
+        self._wait_writable()
         self.stdout.write(text)
         self.stdout.flush()
+
+    def _wait_writable(self) -> None:
+        """After SIGTERM or SIGHUP, output to a pipe nobody reads would block
+        for ever: give the reader a moment, then end as the signal asked."""
+        from netdiag import interrupts
+
+        if not interrupts.received():
+            return
+        try:
+            fd = self.stdout.fileno()
+            if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+                return
+        except (OSError, ValueError, AttributeError):  # not a real file (tests), or closed
+            return
+        if not select.select([], [fd], [], WRITABLE_WAIT_S)[1]:
+            raise interrupts.Interrupted(interrupts.exit_status() - 128)
 
 
 def _is_terminal(stream: IO[str]) -> bool:

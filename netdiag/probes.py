@@ -486,7 +486,8 @@ def system_ping(
         del rtts[int(sent[1]) :]  # interrupted: loss is over the requests it sent
     error = _PING_ERROR.search(stdout)
     reason = outcomes.ping_reason(error.group(2).decode(errors="replace")) if error else None
-    if status not in (0, 1) and not any(rtts):
+    stopped = status < 0 or (children is not None and children.closed)  # our SIGINT or SIGKILL: not its answer
+    if status not in (0, 1) and not stopped and all(rtt is None for rtt in rtts):
         message = stderr or stdout
         reason = next((words for text, words in _PING_CANNOT_SEND if text in message), None)
         if reason is None:

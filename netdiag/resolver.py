@@ -6,6 +6,7 @@ other program on the host sees (nsswitch.conf, /etc/hosts, resolv.conf).
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import socket
 import time
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from netdiag import nss, workers
 from netdiag.errors import ResolveError
 from netdiag.models import DnsAnswer, DnsOutcome
-from netdiag.workers import TIMED_OUT, iter_with_deadline
+from netdiag.workers import TimedOut, iter_with_deadline
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -121,10 +122,6 @@ def _forward(name: str, hosts: HostsFile, deadline: float) -> DnsAnswer:
         encoded = name.encode()
     except UnicodeError:  # an undecodable byte from argv or a file
         return DnsAnswer(name, "forward", DnsOutcome.FAILURE, _ms_since(start), detail="not a valid name")
-    # The CNAME chain needs its own calls (one per family): ask them alongside
-    # getaddrinfo, not after it, so a slow server costs one round trip, not three.
-    ascii_name = nss.to_ascii(name)
-    chains = [workers.call_soon(nss.aliases, ascii_name, f) for f in _FAMILIES] if ascii_name else []
     try:
         infos = socket.getaddrinfo(encoded, None, type=socket.SOCK_STREAM, flags=_FORWARD_FLAGS)
     except socket.gaierror as exc:
@@ -134,17 +131,26 @@ def _forward(name: str, hosts: HostsFile, deadline: float) -> DnsAnswer:
     elapsed = _ms_since(start)
     canonical = next((info[3] for info in infos if info[3]), name)
     addresses = tuple(dict.fromkeys(info[4][0] for info in infos))
-    # Only the families that have addresses have a chain; it is left out if it
-    # is not known in time to leave the answer within the deadline.
-    families = {socket.AF_INET6 if ":" in a else socket.AF_INET for a in addresses}
-    needed = [f for family, f in zip(_FAMILIES, chains, strict=False) if family in families]
-    wait(needed, timeout=max(0.0, deadline - _ANSWER_MARGIN_S - time.monotonic()))
-    chain = [alias for f in needed if f.done() and not f.exception() for alias in f.result() or ()]
+    from_hosts = hosts.answered(name, addresses)
+    chain: list[str] = []
+    if _key(name) != _key(canonical) or from_hosts:  # a CNAME chain, or a hosts line's other names
+        chain = _chain(name, addresses, deadline)
     return DnsAnswer(
         name, "forward", DnsOutcome.OK, elapsed, canonical=canonical,
-        aliases=_aliases(name, chain, canonical), addresses=addresses,
-        source="hosts" if hosts.answered(name, addresses) else "dns",
+        aliases=_aliases(name, chain, canonical), addresses=addresses, source="hosts" if from_hosts else "dns",
     )  # fmt: skip
+
+
+def _chain(name: str, addresses: Iterable[str], deadline: float) -> list[str]:
+    """The aliases gethostbyname2 reports, for each family with addresses;
+    left out if not known in time for the answer to meet the deadline."""
+    ascii_name = nss.to_ascii(name)
+    if ascii_name is None:
+        return []
+    families = {socket.AF_INET6 if ":" in a else socket.AF_INET for a in addresses}
+    lookups = [workers.call_soon(nss.aliases, ascii_name, family) for family in _FAMILIES if family in families]
+    wait(lookups, timeout=max(0.0, deadline - _ANSWER_MARGIN_S - time.monotonic()))
+    return [alias for f in lookups if f.done() and not f.exception() for alias in f.result() or ()]
 
 
 def _aliases(name: str, chain: Iterable[str], canonical: str) -> tuple[str, ...]:
@@ -166,12 +172,9 @@ def _key(name: str) -> str:
 
 def _reverse(address: IPAddress, query: str, hosts: HostsFile) -> DnsAnswer:
     start = time.perf_counter()
-    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+    mapped = _embedded_ipv4(address)
     try:
-        if mapped:  # Python's gethostbyaddr refuses these; getnameinfo asks as getent does
-            ptr, aliases = socket.getnameinfo((query, 0), socket.NI_NAMEREQD)[0], []
-        else:
-            ptr, aliases, _ = socket.gethostbyaddr(query)
+        ptr, aliases = _ptr(query)
     except socket.herror as exc:
         outcome = DnsOutcome.NO_PTR if exc.errno in _HERROR_NO_PTR else DnsOutcome.FAILURE
         return DnsAnswer(query, "reverse", outcome, _ms_since(start), detail=exc.strerror)
@@ -190,10 +193,37 @@ def _reverse(address: IPAddress, query: str, hosts: HostsFile) -> DnsAnswer:
     )  # fmt: skip
 
 
+def _embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
+    """The IPv4 address inside a v4-mapped or (deprecated) v4-compatible one,
+    which the resolver looks up as that IPv4 address."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return None
+    if address.ipv4_mapped:
+        return address.ipv4_mapped
+    n = int(address)
+    return ipaddress.IPv4Address(n) if n >> 32 == 0 and n > 1 else None
+
+
+def _ptr(address: str) -> tuple[str, list[str]]:
+    """The PTR name and aliases, through gethostbyaddr; for the addresses
+    Python's gethostbyaddr refuses (v4-mapped ``::ffff:a.b.c.d``,
+    v4-compatible ``::a.b.c.d``), through getnameinfo, which asks as getent
+    does (without aliases)."""
+    try:
+        ptr, aliases, _ = socket.gethostbyaddr(address)
+    except (socket.herror, socket.gaierror):
+        raise
+    except OSError as exc:
+        if exc.errno != errno.EAFNOSUPPORT:
+            raise
+        return socket.getnameinfo((address, 0), socket.NI_NAMEREQD)[0], []
+    return ptr, aliases
+
+
 def ptr_name(address: str) -> str | None:
     """The PTR name of an address, or None (no name, or the lookup failed)."""
     try:
-        return socket.gethostbyaddr(address)[0]
+        return _ptr(address)[0]
     except (OSError, UnicodeError, ValueError):
         return None
 
@@ -221,11 +251,12 @@ def lookup_many(
     """Resolve queries concurrently, yielding answers as they complete; every
     query still unanswered ``timeout`` seconds after the start yields TIMEOUT."""
     hosts = hosts or HostsFile.load()
-    # A thread per query (up to 256): one stuck on a slow server holds no other.
+    # A thread per query (up to 256; another while a CNAME chain is looked up):
+    # one stuck on a slow server holds no other.
     for query, answer in iter_with_deadline(lambda q: lookup(q, hosts, timeout), queries, timeout, workers=256):
-        if answer is TIMED_OUT:
+        if isinstance(answer, TimedOut):
             kind = "forward" if _is_name(query) else "reverse"
-            yield DnsAnswer(query, kind, DnsOutcome.TIMEOUT, timeout * 1000, detail=f"no answer within {timeout:g}s")
+            yield DnsAnswer(query, kind, DnsOutcome.TIMEOUT, timeout * 1000, detail=answer.reason(timeout))
         else:
             yield answer
 

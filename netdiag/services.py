@@ -40,7 +40,7 @@ class MalformedQuery(BadInput):
 
 def parse_query(text: str, proto: str | None = None) -> tuple[str | int, str | None]:
     """``ssh``, ``22``, ``53/udp`` → (name or port, protocol or None for any)."""
-    query = _printable(text).strip()
+    query = _printable(text)  # " ssh" is no key of the database (getent finds nothing either)
     match = _QUERY.fullmatch(query)
     if not match:
         raise MalformedQuery(f"{text!r}: expected NAME, PORT, NAME/PROTO or PORT/PROTO")

@@ -88,6 +88,8 @@ def parse_target(text: str, *, force: bool = False) -> Target:
             return _parse_hostname(spec)
         if address.is_multicast:
             return _parse_discovery(address, spec)
+        if address.is_unspecified:  # ping reaches this host through it, raw sockets do not: say what is meant
+            raise TargetError(f"{spec} is the unspecified address, not a host (this host is 127.0.0.1 or ::1)")
         block = AddressBlock(address, address, spec)
     if not force and block.size > MAX_ADDRESSES:
         raise TargetError(
@@ -121,8 +123,10 @@ def _parse_discovery(address: IPAddress, spec: str) -> LinkDiscovery:
 
 
 def _parse_network(spec: str) -> AddressBlock:
+    address, _, prefix = spec.rpartition("/")
+    parsed = _parse_address(address)  # 127.1/30 as fping -g reads it
     try:
-        network = ipaddress.ip_network(spec, strict=False)
+        network = ipaddress.ip_network(f"{parsed}/{prefix}" if parsed else spec, strict=False)
     except ValueError as exc:
         raise TargetError(f"{spec}: not a valid network ({exc})") from None
     first, last = network.network_address, network.broadcast_address
@@ -135,12 +139,12 @@ def _parse_network(spec: str) -> AddressBlock:
 
 def _looks_like_range(spec: str) -> bool:
     start = spec.split("-", 1)[0]
-    return _parse_address(start, strict=True) is not None
+    return _parse_address(start) is not None
 
 
 def _parse_range(spec: str) -> AddressBlock:
     start_text, end_text = spec.split("-", 1)
-    first = _parse_address(start_text, strict=True)
+    first = _parse_address(start_text)
     assert first is not None  # _looks_like_range checked it
     last = _parse_address(end_text, strict=True)  # else a last octet: 10.0.0.5-20
     if last is None:
@@ -201,9 +205,9 @@ def read_target_lines(stream: TextIO | Iterable[str]) -> Iterator[str]:
     are read at most MAX_LINE characters at a time: ``@/dev/zero`` is one
     endless line, and is refused, not read into memory."""
     readline = getattr(stream, "readline", None)
-    lines = iter(lambda: readline(MAX_LINE + 1), "") if readline else iter(stream)
+    lines = iter(lambda: readline(MAX_LINE + 2), "") if readline else iter(stream)  # the line and its newline
     for number, line in enumerate(lines, 1):
-        if len(line) > MAX_LINE:
+        if len(line.rstrip("\r\n")) > MAX_LINE:
             raise TargetError(f"line {number:,} of the target list is longer than {MAX_LINE:,} characters")
         yield from line.split("#", 1)[0].split()
 
@@ -225,8 +229,8 @@ def expand_arguments(
     return texts
 
 
-class _Seen:
-    """Disjoint sorted intervals of addresses already emitted (per version)."""
+class SeenRuns:
+    """Disjoint sorted intervals of addresses already seen (per version)."""
 
     def __init__(self) -> None:
         self._starts: dict[int, list[int]] = {4: [], 6: []}
@@ -268,7 +272,7 @@ def iter_runs(
 ) -> Iterator[tuple[int, int, int, str | None] | Unresolved]:
     """``(version, first, last, hostname)`` runs of addresses as integers, each
     address once across all runs, in input order."""
-    seen = _Seen()
+    seen = SeenRuns()
     for target in targets:
         if isinstance(target, LinkDiscovery):
             continue  # not a run of addresses: the sweep discovers its hosts

@@ -40,7 +40,7 @@ def zone_names() -> list[str]:
 def zone_addresses() -> list[str]:
     text = "\n".join(p.read_text() for p in (LAB / "dnsmasq.conf", LAB / "hosts", LAB / "dns-hosts"))
     found = re.findall(r"\b127\.1\.\d+\.\d+\b|\bfd00:1ab:1::[0-9a-f]+\b", text)
-    extra = ["::ffff:127.1.0.10", "::ffff:127.1.0.5", "127.1.0.9", "127.9.9.9", "fd00:1ab:1::99"]
+    extra = ["::ffff:127.1.0.10", "::ffff:127.1.0.5", "::127.1.0.10", "127.1.0.9", "127.9.9.9", "fd00:1ab:1::99"]
     return list(dict.fromkeys(found + extra))
 
 

@@ -10,7 +10,9 @@ import os
 import pty
 import select
 import signal
+import socket
 import subprocess
+import termios
 import time
 
 import pytest
@@ -52,10 +54,23 @@ def test_jsonl_gets_its_summary_line_on_sigterm():
     assert last["summary"]["interrupted"] is True and last["summary"]["total"] == len(stdout.splitlines()) - 1
 
 
+def wait_for_children(process: subprocess.Popen, name: str, seconds: float = 20) -> None:
+    """Until ``process`` runs a child called ``name``: signals sent at a fixed
+    time would race the start-up of a loaded machine."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = subprocess.run(["pgrep", "-P", str(process.pid), "-x", name], capture_output=True, check=False)
+        if found.returncode == 0:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"no {name} started within {seconds}s")
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_an_interrupted_ping_sweep_keeps_the_replies_and_leaves_no_ping(signum):
     process = start("sweep", "--json", "-n", "-m", "ping", "-c", "50", "-i", "0.05", "127.1.77.1-3")
-    stdout, _ = interrupt(process, 1.5, signum)
+    wait_for_children(process, "ping")
+    stdout, _ = interrupt(process, 1.0, signum)
     assert process.returncode == 128 + signum
     rows = json.loads(stdout)["results"]
     assert [r["address"] for r in rows] == ["127.1.77.1", "127.1.77.2", "127.1.77.3"]
@@ -266,8 +281,9 @@ def test_listen_on_a_terminal_prints_its_summary_at_a_signal(signum, status):
         ["service", "--list"],
         ["sweep", "--json", "-n", "127.1.0.0/21"],
         ["dns", *[f"h-127-1-0-{i}.lab.test" for i in range(1, 255)]],
+        ["sweep", "--jsonl", "-n", "-t", "0.5", "127.1.0.0/22", "198.18.0.0/22"],  # engines in threads
     ],
-    ids=["service", "sweep", "dns"],
+    ids=["service", "sweep", "dns", "sweep-two-engines"],
 )
 def test_a_command_blocked_on_a_full_pipe_ends_at_sigterm(args):
     reader, writer = os.pipe()  # nobody reads: the command blocks once the pipe is full
@@ -280,3 +296,84 @@ def test_a_command_blocked_on_a_full_pipe_ends_at_sigterm(args):
     os.close(reader)
     assert process.returncode == 143, stderr
     assert b"Traceback" not in stderr and len(stderr.splitlines()) <= 2
+
+
+def test_names_still_resolving_at_an_interruption_get_their_rows_and_nothing_is_sent_after(silent_resolver):
+    process = start("sweep", "--json", "-n", "-t", "5", "127.2.0.1", "slow1.lab.test", "slow2.lab.test",
+                    prefix=with_resolv_conf(silent_resolver))  # fmt: skip
+    time.sleep(1.0)
+    signalled = time.monotonic()
+    stdout, _ = interrupt(process, 0)
+    assert time.monotonic() - signalled < 1.5, "waited for the names after the interruption"
+    assert process.returncode == 130
+    doc = json.loads(stdout)
+    rows = {row["address"]: (row["state"], row["reason"]) for row in doc["results"]}
+    assert rows == {
+        "127.2.0.1": ("down", "interrupted before its timeout"),
+        "slow1.lab.test": ("down", "interrupted before it was swept"),
+        "slow2.lab.test": ("down", "interrupted before it was swept"),
+    }
+    assert doc["summary"]["total"] == 3 and doc["summary"]["down"] == 3
+
+
+def test_interrupted_while_waiting_for_names_before_sending_still_prints_a_document(silent_resolver):
+    process = start("sweep", "--json", "-S", "127.0.0.1", "127.1.0.1", "slow.lab.test",
+                    prefix=with_resolv_conf(silent_resolver))  # fmt: skip
+    stdout, _ = interrupt(process, 1.0)  # -S: the names are resolved before anything is sent
+    assert process.returncode == 130
+    assert json.loads(stdout)["summary"]["interrupted"] is True
+
+
+def test_an_ignored_hangup_stays_ignored():
+    process = start(
+        "sweep",
+        "--json",
+        "-n",
+        "-t",
+        "1.5",
+        "127.2.0.1",
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN),
+    )
+    time.sleep(0.7)
+    process.send_signal(signal.SIGHUP)  # nohup: the sweep goes on to its end
+    stdout, _ = process.communicate(timeout=20)
+    assert process.returncode == 1 and json.loads(stdout)["summary"]["interrupted"] is False
+
+
+def test_a_real_hangup_is_129_not_a_reader_that_left():
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        netdiag_command("sweep", "-n", "-t", "5", "127.2.0.0/28"), stdin=terminal, stdout=terminal, stderr=terminal,
+        start_new_session=True, preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),  # noqa: PLW1509
+    )  # fmt: skip
+    os.close(terminal)
+    time.sleep(1.5)
+    os.close(controller)  # the terminal goes away: the kernel sends SIGHUP, then writes fail with EIO
+    assert process.wait(timeout=10) == 129
+
+
+def test_an_interrupted_ping_is_never_reported_unreachable():
+    process = start("sweep", "--json", "-n", "-m", "ping", "-w", "32", "127.1.0.0/21")  # a few seconds of pings
+    wait_for_children(process, "ping")
+    stdout, _ = interrupt(process, 0.3)
+    rows = json.loads(stdout)["results"]
+    assert rows and not [row for row in rows if row["state"] == "unreachable"]
+
+
+def test_a_stalled_log_reader_never_stalls_listen_and_sigterm_still_ends_it():
+    reader, writer = os.pipe()
+    fcntl.fcntl(writer, fcntl.F_SETPIPE_SZ, 4096)
+    process = subprocess.Popen(netdiag_command("listen", "0", "--json"), stdout=writer, stderr=subprocess.PIPE)
+    os.close(writer)
+    port = json.loads(os.read(reader, 4096).split(b"\n")[0])["port"]  # the first line, then nobody reads
+    clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(200)]
+    with socket.create_connection(("127.0.0.1", port), timeout=3) as echo:
+        echo.sendall(b"still served\n")
+        assert echo.recv(64) == b"still served\n"
+    for client in clients:
+        client.close()
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=10)
+    os.close(reader)
+    assert process.returncode == 0, stderr  # SIGTERM is listen's clean stop
+    assert b"Traceback" not in stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import ssl
@@ -298,13 +299,13 @@ def test_lab_error_paths(args, message):
 
 @pytest.mark.lab
 def test_every_address_is_tried_in_turn():
-    with listener(host="127.1.0.33") as server:  # multi.lab.test: .31, .32, .33
+    with listener(host="127.1.0.36") as server:  # three.lab.test: .34, .35, .36 in /etc/hosts
         port = server.port
-        result = run_netdiag("telnet", "-v", "multi.lab.test", str(port), stdin=b"")
+        result = run_netdiag("telnet", "-v", "three.lab.test", str(port), stdin=b"")
     stderr = result.stderr.decode()
     assert result.returncode == 0, stderr
-    assert all(f"Trying 127.1.0.{n}..." in stderr for n in (31, 32, 33))
-    assert f"Connected to multi.lab.test (127.1.0.33) port {port}." in stderr
+    assert re.findall(r"Trying (\S+)\.\.\.", stderr) == ["127.1.0.34", "127.1.0.35", "127.1.0.36"]
+    assert f"Connected to three.lab.test (127.1.0.36) port {port}." in stderr
 
 
 # --- TLS ---------------------------------------------------------------------------

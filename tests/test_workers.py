@@ -5,7 +5,7 @@ import pytest
 
 from netdiag import workers
 from netdiag.errors import CannotRun
-from netdiag.workers import TIMED_OUT, iter_with_deadline
+from netdiag.workers import NOT_STARTED, TIMED_OUT, iter_with_deadline
 
 
 def test_results_arrive_as_they_finish():
@@ -24,12 +24,12 @@ def test_a_stuck_call_times_out_without_holding_the_others():
 
 
 def test_one_deadline_bounds_the_whole_batch():
-    # one worker: the second call would start only after the first, past the deadline
-    calls = [("first", 0.2), ("second", 0.2)]
+    # one worker: each call starts only after the one before; the deadline is the batch's
+    calls = [("quick", 0.05), ("slow", 0.6), ("never", 0.05)]
     start = time.monotonic()
     results = dict(iter_with_deadline(lambda call: time.sleep(call[1]) or call[0], calls, 0.3, workers=1))
-    assert results == {("first", 0.2): "first", ("second", 0.2): TIMED_OUT}
-    assert time.monotonic() - start < 0.45
+    assert results == {("quick", 0.05): "quick", ("slow", 0.6): TIMED_OUT, ("never", 0.05): NOT_STARTED}
+    assert time.monotonic() - start < 0.55  # the deadline (0.3 s), not the slow call (0.65 s)
 
 
 def test_no_thread_to_be_had_is_cannot_run(monkeypatch):
@@ -58,3 +58,21 @@ def test_exceptions_propagate():
 
     with pytest.raises(ValueError, match="boom"):
         list(iter_with_deadline(boom, [1], 1))
+
+
+def test_event_writer_drops_and_counts_what_a_stalled_reader_cannot_take():
+    release, written = threading.Event(), []
+
+    def write(event):
+        release.wait()  # the reader of the log is stuck
+        written.append(event)
+
+    writer = workers.EventWriter(write, limit=10)
+    started = time.monotonic()
+    for event in range(100):
+        writer.put(event)  # never waits
+    assert time.monotonic() - started < 0.5
+    assert writer.dropped >= 89  # the queue holds 10, one may be in the writer's hands
+    release.set()
+    assert writer.close(timeout=2)
+    assert written == sorted(written) and len(written) + writer.dropped == 100

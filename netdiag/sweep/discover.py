@@ -14,8 +14,8 @@ import selectors
 import socket
 import time
 
-from netdiag import links, probes
-from netdiag.errors import BadInput
+from netdiag import links, outcomes, probes
+from netdiag.errors import BadInput, ProbeError
 from netdiag.icmp import EchoRequestBuilder
 from netdiag.models import HostResult, HostState
 from netdiag.sweep.options import SweepOptions
@@ -40,7 +40,10 @@ def discover(target: LinkDiscovery, options: SweepOptions, stop=None) -> tuple[l
         cookie = os.urandom(8)  # another sweep's replies are not ours
         builder = EchoRequestBuilder(6, sock.identifier, cookie, with_checksum=False)
         sent_at = time.time_ns()
-        sock.sendto(builder.build(1), (target.group, 0, 0, index))
+        try:
+            sock.sendto(builder.build(1), (target.group, 0, 0, index))
+        except OSError as exc:  # lo has no multicast route, a link that is down
+            raise ProbeError(f"{target.source}: cannot send to the group: {outcomes.reason(exc.errno or 0)}") from None
         rtts = _collect(sock, selector, cookie, sent_at, options.timeout, stop)
         # A unicast echo to each responder: the kernel resolves its MAC on the way.
         for address in rtts:

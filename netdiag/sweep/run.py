@@ -12,6 +12,8 @@ from __future__ import annotations
 import gc
 import ipaddress
 import itertools
+import queue
+import socket
 import threading
 import time
 from collections import Counter
@@ -33,8 +35,8 @@ from netdiag.sweep.options import (
     on_link_note,
     plan_kernel_method,
 )
-from netdiag.targets import HostName, LinkDiscovery, Target, Unresolved, iter_runs, run_texts
-from netdiag.workers import TIMED_OUT, call_soon, iter_with_deadline, spawn
+from netdiag.targets import HostName, LinkDiscovery, SeenRuns, Target, Unresolved, iter_runs, run_texts
+from netdiag.workers import TimedOut, call_soon, iter_with_deadline, spawn
 
 if TYPE_CHECKING:
     from netdiag import links
@@ -45,6 +47,7 @@ DISCOVERED_AFTER = 1 << 128  # link discovery: after the IPv6 addresses swept, f
 UNRESOLVED_ORDER = 7  # unresolved names sort after every address, in input order
 HOLD_MARGIN_S = 0.2  # past the kernel's resolution time before an entry counts as freed
 NEIGHBOUR_HEADROOM = 64  # entries of the machine's table a sweep leaves to everyone else
+NOT_SWEPT = "interrupted before it was swept"
 
 
 @dataclass
@@ -58,19 +61,21 @@ class Group:
         return itertools.chain.from_iterable(run_texts(*run) for run in self.runs)
 
 
-def resolve_names(targets: Iterable[Target], timeout: float) -> dict[str, list | NetdiagError]:
-    """Resolve every hostname target up front, concurrently, with a deadline."""
+def resolve_names(
+    targets: Iterable[Target], timeout: float, family: int = socket.AF_UNSPEC
+) -> dict[str, list | NetdiagError]:
+    """Resolve every hostname target, concurrently, under one deadline."""
 
     def lookup(name: str) -> list | NetdiagError:
         try:
-            return resolver.resolve_addresses(name)
+            return resolver.resolve_addresses(name, family)
         except NetdiagError as exc:  # the row already names the host
             return NetdiagError(str(exc).removeprefix(f"{name}: "))
 
     names = [t.name for t in targets if isinstance(t, HostName)]
     answers: dict[str, list | NetdiagError] = {}
     for name, answer in iter_with_deadline(lookup, list(dict.fromkeys(names)), timeout):
-        answers[name] = NetdiagError(f"no answer within {timeout:g}s") if answer is TIMED_OUT else answer
+        answers[name] = NetdiagError(answer.reason(timeout)) if isinstance(answer, TimedOut) else answer
     return answers
 
 
@@ -203,6 +208,10 @@ def _neighbour_budget(link: links.Link) -> NeighbourBudget:
     return NeighbourBudget(capacity, int(hold * 1e9))
 
 
+def _version(address: str | None) -> int | None:
+    return None if address is None else ipaddress.ip_address(address.partition("%")[0]).version
+
+
 def _has_names(targets: list[Target]) -> bool:
     return any(isinstance(t, HostName) for t in targets)
 
@@ -225,17 +234,29 @@ def _later(name: str) -> list:
     return []  # not known yet: swept once the names are resolved
 
 
-def _not_swept(runs: list[Run], swept: list[Run]) -> list[Run]:
-    """The names' runs (single addresses) that the address targets did not cover."""
-    covered = {(version, n) for version, first, last, _ in swept for n in (first, last) if first == last}
-    blocks = [(version, first, last) for version, first, last, _ in swept if first != last]
-    return [
-        run
-        for run in runs
-        if run[3] is not None
-        and (run[0], run[1]) not in covered
-        and not any(v == run[0] and first <= run[1] <= last for v, first, last in blocks)
-    ]
+def _split_swept(named: list[Run], swept: list[Run]) -> tuple[list[Run], dict[str, str]]:
+    """The names' runs (single addresses) the address targets did not cover,
+    and for those they did, the host name to show on their row."""
+    seen = SeenRuns()
+    for version, first, last, _ in swept:
+        seen.add(version, first, last)
+    todo: list[Run] = []
+    labels: dict[str, str] = {}
+    for run in named:
+        version, first, last, name = run
+        if name is None:
+            continue  # an address target: already swept
+        if any(True for _ in seen.unseen_runs(version, first, last)):
+            todo.append(run)
+        else:
+            labels.update((text, name) for text, *_ in run_texts(*run))
+    return todo, labels
+
+
+def _cut_short(targets: list[Target]) -> list[HostResult]:
+    """Rows for host-name targets an interruption stopped before they were swept."""
+    names = dict.fromkeys(t.name for t in targets if isinstance(t, HostName))
+    return [HostResult(name, HostState.DOWN, reason=NOT_SWEPT) for name in names]
 
 
 def run_sweep(
@@ -254,21 +275,29 @@ def run_sweep(
     options.validate()
     start = time.monotonic()
     stop = stop or threading.Event()
-    names = call_soon(resolve_names, targets, options.name_timeout) if _has_names(targets) else None
-    if names is not None and _checks_addresses(options):
-        names.result()  # -I, -S and -m arp refuse some addresses: know them all before anything is sent
+    # With -S, a name's addresses of the source's family (fping and ping -I do the same)
+    family = {None: socket.AF_UNSPEC, 4: socket.AF_INET, 6: socket.AF_INET6}[_version(options.source)]
+    names = call_soon(resolve_names, targets, options.name_timeout, family) if _has_names(targets) else None
     results: list[tuple[tuple[int, int], HostResult]] = []
     lock = threading.Lock()  # engines side by side emit from their own threads
-
     states: Counter[HostState] = Counter()
+    runner = threading.current_thread()
+    outbox: queue.SimpleQueue[HostResult] = queue.SimpleQueue()
 
     def emit(result: HostResult, order: tuple[int, int]) -> None:
         with lock:
             states[result.state] += 1
             if keep_results:
                 results.append((order, result))
-            if on_result is not None:
+        if on_result is not None:  # output only from this thread: a blocked write holds no engine
+            if threading.current_thread() is runner:
                 on_result(result)
+            else:
+                outbox.put(result)
+
+    def deliver() -> None:
+        while on_result is not None and not outbox.empty():
+            on_result(outbox.get())
 
     unresolved = 0
 
@@ -283,13 +312,18 @@ def run_sweep(
                 runs.append(run)
         return runs
 
-    # Addresses and networks are swept while names resolve; the names' own
-    # addresses follow, those the others did not already cover.
-    later = names is not None and not names.done()  # read once: the names may arrive any moment
-    runs = runs_of(_resolved_by(names.result()) if names is not None and not later else _later)
-    groups = plan_groups(runs, options) if runs else []
-    engines = [build_engine(group, options) for group in groups]
-    discovered, discovery_probes = 0, 0
+    groups: list[Group] = []
+    engines: list[Engine] = []
+
+    def sweep(runs: list[Run]) -> None:
+        more = plan_groups(runs, options) if runs else []
+        groups.extend(more)
+        engines.extend(build_engine(group, options) for group in more)
+        if more:
+            _run_engines(engines[-len(more) :], more, emit, report_progress, stop, deliver)
+
+    discovered, discovery_probes, cut_short = 0, 0, 0
+    labels: dict[str, str] = {}  # address → the host name typed, where a network covered it too
 
     def report_progress(*_: int) -> None:
         if progress is not None:
@@ -299,7 +333,15 @@ def run_sweep(
     gc.disable()  # a sweep allocates many long-lived objects: collections only cost time
     try:
         interrupted = False
+        waiting = names is not None  # names not swept yet
         try:
+            if names is not None and _checks_addresses(options):
+                names.result()  # -I, -S and -m arp refuse some addresses: know them all before anything is sent
+            # Addresses and networks are swept while names resolve; the names'
+            # own addresses follow, those the others did not already cover.
+            ready = names is not None and names.done()  # read once: the names may arrive any moment
+            swept = runs_of(_resolved_by(names.result()) if ready else _later)  # type: ignore[union-attr]
+            waiting = waiting and not ready
             for target in targets:
                 if isinstance(target, LinkDiscovery) and not stop.is_set():
                     from netdiag.sweep.discover import discover
@@ -309,25 +351,26 @@ def run_sweep(
                     discovered += len(found)
                     for number, result in enumerate(found):
                         emit(result, (6, DISCOVERED_AFTER + number))
-            if engines:
-                _run_engines(engines, groups, emit, report_progress, stop)
-            if later and not stop.is_set():
-                swept = runs
-                runs = _not_swept(runs_of(_resolved_by(names.result())), swept)  # type: ignore[union-attr]
-                more = plan_groups(runs, options) if runs else []
-                groups += more
-                engines += [build_engine(group, options) for group in more]
-                if more:
-                    _run_engines(engines[-len(more) :], more, emit, report_progress, stop)
+            sweep(swept)
+            if waiting and not stop.is_set() and not any(e.interrupted for e in engines):
+                todo, labels = _split_swept(runs_of(_resolved_by(names.result())), swept)  # type: ignore[union-attr]
+                waiting = False
+                sweep(todo)
         except KeyboardInterrupt:
             interrupted = True
         finally:
             for engine in engines:
                 engine.close()
+        deliver()
+        if waiting:  # interrupted before the names were swept: each still gets its row
+            for number, row in enumerate(_cut_short(targets), 1):
+                cut_short += 1
+                emit(row, (UNRESOLVED_ORDER, unresolved + number))
+            deliver()
         interrupted = interrupted or any(e.interrupted for e in engines)
         if keep_results:
             results.sort(key=itemgetter(0))  # (4, n) before (6, n); unresolved names (7, input position)
-            final = [r for _, r in results]
+            final = [r._replace(name=labels[r.address]) if r.address in labels else r for _, r in results]
             try:
                 final = _annotate(final, options, groups, interrupted)
             except KeyboardInterrupt:  # while names were looked up: the hosts stand without them
@@ -335,20 +378,28 @@ def run_sweep(
         else:
             final = []
         summary = SweepSummary(
-            total=unresolved + discovered + sum(e.done for e in engines),
+            total=unresolved + cut_short + discovered + sum(e.done for e in engines),
             up=discovered + sum(e.up for e in engines),
             unreachable=states[HostState.UNREACHABLE],
             unresolved=unresolved,
-            methods=tuple(MethodUse(g.plan.label, g.plan.reason, e.done) for g, e in zip(groups, engines, strict=True))
-            + tuple(_discovery_uses(targets, discovered)),
+            methods=_method_uses(groups, engines) + tuple(_discovery_uses(targets, discovered)),
             elapsed_s=time.monotonic() - start,
             probes_sent=discovery_probes + sum(e.sent for e in engines),
             interrupted=interrupted,
-            notes=tuple(note for g in groups if (note := on_link_note(g.plan, options.method))),
+            notes=tuple(dict.fromkeys(note for g in groups if (note := on_link_note(g.plan, options.method)))),
         )
         return SweepReport(tuple(final), summary)
     finally:
         gc.enable()  # after the report is made: a collection then would walk every result
+
+
+def _method_uses(groups: list[Group], engines: list[Engine]) -> tuple[MethodUse, ...]:
+    """One entry per method and reason, however many engines used it."""
+    hosts: dict[tuple[str, str], int] = {}
+    for group, engine in zip(groups, engines, strict=True):
+        key = (group.plan.label, group.plan.reason)
+        hosts[key] = hosts.get(key, 0) + engine.done
+    return tuple(MethodUse(label, reason, count) for (label, reason), count in hosts.items())
 
 
 def _discovery_uses(targets: list[Target], hosts: int) -> list[MethodUse]:
@@ -359,7 +410,9 @@ def _discovery_uses(targets: list[Target], hosts: int) -> list[MethodUse]:
     return [MethodUse(f"icmpv6 multicast ({names})", "link discovery: one echo to the all-nodes group", hosts)]
 
 
-def _run_engines(engines: list[Engine], groups: list[Group], emit: Emit, progress, stop: threading.Event) -> None:
+def _run_engines(
+    engines: list[Engine], groups: list[Group], emit: Emit, progress, stop: threading.Event, deliver: Callable[[], None]
+) -> None:
     """One engine runs in this thread; several run side by side, each in its own."""
     if len(engines) == 1:
         engines[0].run(groups[0].hosts(), emit, progress, stop)
@@ -383,7 +436,9 @@ def _run_engines(engines: list[Engine], groups: list[Group], emit: Emit, progres
     try:
         for thread in threads:
             while thread.is_alive():
-                thread.join(0.1)
+                deliver()  # the engines' results are written here, never from their threads
+                thread.join(0.05)
+        deliver()
     except KeyboardInterrupt:
         stop.set()
         for thread in threads:
