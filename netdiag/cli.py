@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
+from netdiag import interrupts
 from netdiag.errors import NetdiagError
 from netdiag.status import ExitStatus
 
@@ -54,8 +55,6 @@ def main(argv: list[str] | None = None, output: Output | None = None) -> int:
     The command is invoked here, not through Typer's ``main``: that one turns
     Ctrl-C into a silent exit 130 and a closed pipe into exit 1 before any
     command could print what it learned or say the reader left."""
-    from netdiag import interrupts
-
     if output is None:
         from netdiag.output import Output
 
@@ -204,8 +203,6 @@ def dns(
         for answer in resolver.lookup_many(list(dict.fromkeys(queries)), timeout):
             answers.append(answer)
     except KeyboardInterrupt:  # Ctrl-C, SIGTERM, SIGHUP
-        from netdiag import interrupts
-
         out.error("interrupted: showing the answers so far")
         _show_dns(out, sorted(answers, key=lambda a: order[a.query]), json_output)
         return interrupts.exit_status()
@@ -289,8 +286,6 @@ def sweep(
         report = run_sweep(parsed, options, progress=progress, on_result=on_result, keep_results=not jsonl)
     _show_sweep(out, report, parsed, alive=alive, show_map=show_map, json_output=json_output, jsonl=jsonl)
     if report.summary.interrupted:
-        from netdiag import interrupts
-
         return interrupts.exit_status()
     return ExitStatus.OK if report.summary.up else ExitStatus.NEGATIVE
 
@@ -357,8 +352,8 @@ class _sweep_progress:
 
 def _show_sweep(out: Output, report, parsed, *, alive: bool, show_map: bool, json_output: bool, jsonl: bool) -> None:
     from netdiag import columns, documents
-    from netdiag.output import visible
     from netdiag.targets import AddressBlock
+    from netdiag.text import visible
 
     if jsonl:
         out.json_line({"summary": documents.sweep_summary_json(report.summary)})
@@ -590,7 +585,6 @@ def listen(
         idle_timeout=idle_timeout,
         first_data_timeout=first_data_timeout,
     )
-    from netdiag import interrupts
     from netdiag.workers import EventWriter
 
     show = _listen_json(out, options.mode) if json_output else _listen_events(out, options.mode, quiet)
@@ -633,8 +627,6 @@ def listen(
             f"{summary.peak_clients:,} at once); {summary.received:,} bytes in, {summary.sent:,} out in {elapsed:.1f}s"
         )
     if interrupted:
-        from netdiag import interrupts
-
         return interrupts.exit_status()  # Ctrl-C 130, SIGHUP 129 (SIGTERM is a clean stop: 0)
     return ExitStatus.OK
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from netdiag.models import HostResult, SweepSummary
-from netdiag.output import visible
+from netdiag.text import visible
 
 RICH_TABLE_MAX_ROWS = 2000  # rich lays out ~3k rows a second: beyond this, plain columns even on a terminal
 

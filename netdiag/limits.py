@@ -3,6 +3,7 @@ thousands of file descriptors."""
 
 from __future__ import annotations
 
+import os
 import resource
 
 
@@ -18,3 +19,15 @@ def raise_descriptor_limit(ceiling: int = 1 << 20) -> int:
         except (ValueError, OSError):
             pass
     return soft
+
+
+def descriptors_left(spare: int) -> int:
+    """Descriptors this process may still open, keeping ``spare`` for
+    everything else (the resolver, the terminal), after lifting the soft
+    limit as far as it goes."""
+    limit = raise_descriptor_limit(65536)
+    try:
+        in_use = len(os.listdir("/proc/self/fd"))
+    except OSError:
+        in_use = 16
+    return max(0, limit - in_use - min(spare, limit // 4))

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from netdiag import outcomes
 from netdiag.errors import BadInput, CannotRun, NetdiagError
 from netdiag.limits import raise_descriptor_limit
-from netdiag.output import visible
+from netdiag.text import visible
 from netdiag.workers import spawn
 
 MODES = ("echo", "discard", "banner", "lookup")

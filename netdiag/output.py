@@ -1,5 +1,5 @@
-"""Where output goes: results on stdout, diagnostics on stderr; JSON; and
-``visible()``, which makes untrusted text safe to show.
+"""Where output goes: results on stdout, diagnostics on stderr; JSON.
+(``visible()``, which makes untrusted text safe to show, is in netdiag.text.)
 
 Injectable (tests pass their own streams) and light: rich is imported only
 when something is actually rendered.
@@ -16,6 +16,8 @@ import stat
 import sys
 from typing import IO, TYPE_CHECKING, Any
 
+from netdiag.text import visible
+
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
@@ -27,25 +29,6 @@ WRITABLE_WAIT_S = 1.0
 # from the network can reach a terminal.
 _JSON = json.JSONEncoder(ensure_ascii=True, indent=2)
 _JSON_LINE = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"))
-_ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r", "\x1b": "\\e"}
-
-
-def visible(text: str) -> str:
-    """Make control, format (bidi overrides) and unassigned characters visible."""
-    if text.isprintable():
-        return text
-    return "".join(_visible_char(c) for c in text)
-
-
-def _visible_char(char: str) -> str:
-    if char.isprintable() or char == " ":
-        return char
-    if char in _ESCAPES:
-        return _ESCAPES[char]
-    code = ord(char)
-    if code < 0x100:
-        return f"\\x{code:02x}"
-    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 class Output:
@@ -160,8 +143,14 @@ def _is_terminal(stream: IO[str]) -> bool:
 
 
 def _console(**kwargs: Any) -> Console:
+    return _pipe_aware_console()(**kwargs)
+
+
+@functools.cache
+def _pipe_aware_console() -> type[Console]:
     """A rich Console that lets a closed pipe reach ``cli.main`` as the
-    BrokenPipeError it is (rich's own exits 1: the reader leaving is exit 0)."""
+    BrokenPipeError it is (rich's own exits 1: the reader leaving is exit 0).
+    Made on first use: importing rich costs start-up time."""
     from rich.console import Console
 
     class PipeAwareConsole(Console):
@@ -169,4 +158,4 @@ def _console(**kwargs: Any) -> Console:
             self.quiet = True
             raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
 
-    return PipeAwareConsole(**kwargs)
+    return PipeAwareConsole

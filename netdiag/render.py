@@ -23,8 +23,8 @@ from netdiag.models import (
     ServiceEntry,
     SweepSummary,
 )
-from netdiag.output import visible
 from netdiag.targets import AddressBlock
+from netdiag.text import visible
 
 
 def safe(text: str | None, style: str = "") -> Text:

@@ -1,6 +1,6 @@
 """Port and service name lookups through the system services database.
 
-Lookups call the C library's getservbyname_r/getservbyport_r (through ctypes)
+Lookups call the C library's getservbyname_r/getservbyport_r (netdiag.nss)
 and report the entry they return, with its own name and aliases: the answers
 of ``getent services`` (the first matching entry; names and protocols compared
 exactly, as written). Python's socket module gives back only the port or the
@@ -11,27 +11,21 @@ holds a lock.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import errno
 import functools
 import re
-import socket
-import threading
 from collections.abc import Iterable
 
+from netdiag import nss
 from netdiag.errors import BadInput, CannotRun
 from netdiag.models import ServiceAnswer, ServiceEntry
 
 COMMON_PROTOCOLS = ("tcp", "udp")  # always asked for, even if the database cannot be listed
 SERVICES_FILE = "/etc/services"
 
-_lock = threading.Lock()
 # Split at the first '/' as getent does: a protocol may be any string (even empty).
 _QUERY = re.compile(r"(?P<what>[^/\s]+)(?:/(?P<proto>\S*))?")
 _SIGNED_NUMBER = re.compile(r"[+-]\d+")
 _UNDECODABLE = re.compile("[\udc80-\udcff]")  # argv bytes Python could not decode (PEP 383)
-_MAX_BUFFER = 1 << 20  # an entry longer than this fits nowhere sensible
 
 
 class MalformedQuery(BadInput):
@@ -175,77 +169,15 @@ def parse_services(lines: Iterable[str]) -> Iterable[ServiceEntry]:
         yield ServiceEntry(fields[0], int(port_text), protocol, tuple(fields[2:]))
 
 
-class _Servent(ctypes.Structure):
-    _fields_ = [
-        ("s_name", ctypes.c_char_p),
-        ("s_aliases", ctypes.POINTER(ctypes.c_char_p)),
-        ("s_port", ctypes.c_int),
-        ("s_proto", ctypes.c_char_p),
-    ]
-
-
-@functools.cache
-def _libc() -> ctypes.CDLL | None:
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c"))
-        by_name, by_port, walk = libc.getservbyname_r, libc.getservbyport_r, libc.getservent
-    except (OSError, AttributeError, TypeError):
-        return None
-    results = [ctypes.POINTER(_Servent), ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.POINTER(_Servent))]
-    by_name.argtypes = [ctypes.c_char_p, ctypes.c_char_p, *results]
-    by_port.argtypes = [ctypes.c_int, ctypes.c_char_p, *results]
-    by_name.restype = by_port.restype = ctypes.c_int
-    walk.restype = ctypes.POINTER(_Servent)
-    libc.setservent.argtypes = [ctypes.c_int]
-    return libc
-
-
 def _find(what: str | int, protocol: str | None) -> ServiceEntry | None:
     """The entry getservbyname/getservbyport returns (None: any protocol)."""
-    libc = _libc()
-    if libc is None:
+    if nss.libc() is None:
         raise CannotRun("the C library's getservbyname_r is not available here")
-    if isinstance(what, int):
-        call, key = libc.getservbyport_r, socket.htons(what)
-    else:
-        call, key = libc.getservbyname_r, what.encode()
-    proto = None if protocol is None else protocol.encode()
-    size = 1024
-    while size <= _MAX_BUFFER:
-        entry, buffer, result = _Servent(), ctypes.create_string_buffer(size), ctypes.POINTER(_Servent)()
-        status = call(key, proto, ctypes.byref(entry), buffer, size, ctypes.byref(result))
-        if status == errno.ERANGE:
-            size *= 4
-            continue
-        return _service_entry(entry) if status == 0 and result else None
-    return None
-
-
-def _service_entry(e: _Servent) -> ServiceEntry:
-    aliases = []
-    i = 0
-    while e.s_aliases and e.s_aliases[i]:
-        aliases.append(e.s_aliases[i].decode(errors="replace"))
-        i += 1
-    return ServiceEntry(
-        e.s_name.decode(errors="replace"),
-        socket.ntohs(e.s_port & 0xFFFF),
-        e.s_proto.decode(errors="replace"),
-        tuple(aliases),
-    )
+    found = nss.service(what, protocol)
+    return None if found is None else ServiceEntry(*found)
 
 
 def _getservent_all() -> list[ServiceEntry] | None:
     """Walk the database with libc's getservent (honours nsswitch.conf)."""
-    libc = _libc()
-    if libc is None:
-        return None
-    entries = []
-    with _lock:  # getservent's position and buffer are global
-        libc.setservent(1)
-        try:
-            while entry := libc.getservent():
-                entries.append(_service_entry(entry.contents))
-        finally:
-            libc.endservent()
-    return entries
+    entries = nss.services()
+    return None if entries is None else [ServiceEntry(*fields) for fields in entries]

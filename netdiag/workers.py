@@ -12,6 +12,7 @@ the threads it has; only when it has none is that an error.
 
 from __future__ import annotations
 
+import functools
 import queue
 import threading
 import time
@@ -49,13 +50,18 @@ NOT_STARTED = TimedOut(started=False)
 def spawn(target: Callable[..., object], *args: object, name: str | None = None) -> threading.Thread | None:
     """Start a daemon thread with a small stack; None if the system has no
     thread to give (RLIMIT_NPROC, RLIMIT_AS, memory)."""
-    threading.stack_size(STACK_SIZE)
+    _small_stacks()
     thread = threading.Thread(target=target, args=args, name=name, daemon=True)
     try:
         thread.start()
     except RuntimeError:  # "can't start new thread"
         return None
     return thread
+
+
+@functools.cache
+def _small_stacks() -> None:
+    threading.stack_size(STACK_SIZE)  # process-wide, for the threads made after: once is enough
 
 
 def call_soon(fn: Callable[..., R], *args: object) -> Future:

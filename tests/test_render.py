@@ -5,8 +5,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from netdiag.models import DnsAnswer, DnsOutcome
-from netdiag.output import Output, visible
+from netdiag.output import Output
 from netdiag.render import dns_answers_table
+from netdiag.text import visible
 
 
 def test_visible_makes_controls_and_bidi_visible():

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from netdiag import services
 from netdiag.errors import BadInput
-from netdiag.output import visible
+from netdiag.text import visible
 from tests.lab import run_netdiag
 
 

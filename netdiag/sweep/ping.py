@@ -8,13 +8,12 @@ any ping still there after a moment is killed: no child outlives the sweep.
 
 from __future__ import annotations
 
-import os
 import queue
-import resource
 import time
 
 from netdiag import probes
 from netdiag.errors import CannotRun, NetdiagError
+from netdiag.limits import descriptors_left
 from netdiag.sweep.engine import Engine
 from netdiag.sweep.inflight import RETRY, Schedule, next_step
 from netdiag.workers import spawn
@@ -27,14 +26,7 @@ PARTIAL_RESULTS_WAIT_S = 1.0  # for interrupted pings to print what they had
 
 def worker_limit(wanted: int) -> int:
     """As many workers as the descriptor limit leaves room for (``ulimit -n``)."""
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
-        return wanted
-    try:
-        in_use = len(os.listdir("/proc/self/fd"))
-    except OSError:
-        in_use = 16
-    return max(0, min(wanted, (soft - in_use - SPARE_DESCRIPTORS) // DESCRIPTORS_PER_CHILD))
+    return min(wanted, descriptors_left(SPARE_DESCRIPTORS) // DESCRIPTORS_PER_CHILD)
 
 
 class PingEngine(Engine):

@@ -4,14 +4,13 @@ SYN-ACK or an RST on any port means the host is up."""
 from __future__ import annotations
 
 import errno
-import os
 import selectors
 import socket
 import time
 
 from netdiag import outcomes, probes
 from netdiag.errors import CannotRun
-from netdiag.limits import raise_descriptor_limit
+from netdiag.limits import descriptors_left
 from netdiag.sweep.engine import EXPIRY_GRAIN_S, Engine
 from netdiag.sweep.inflight import Host, InFlight, NeighbourBudget, Schedule
 
@@ -145,10 +144,4 @@ SPARE_DESCRIPTORS = 64  # for the resolver, the terminal, and whatever else open
 def connection_budget() -> int:
     """How many connections may be in flight: what the descriptor limit
     leaves once lifted as far as it goes (``ulimit -n``), at most 16,384."""
-    limit = raise_descriptor_limit(65536)
-    try:
-        in_use = len(os.listdir("/proc/self/fd"))
-    except OSError:
-        in_use = 16
-    spare = min(SPARE_DESCRIPTORS, limit // 4)
-    return max(0, min(limit - in_use - spare, 16384))
+    return min(descriptors_left(SPARE_DESCRIPTORS), 16384)

@@ -30,8 +30,8 @@ from netdiag.errors import (
     TlsError,
 )
 from netdiag.outcomes import Outcome
-from netdiag.output import visible
 from netdiag.targets import AddressBlock, HostName, parse_target
+from netdiag.text import visible
 
 TLS_READ_SIZE = 256 * 1024
 
