@@ -70,6 +70,20 @@ class ProbeConfig:
                 sock.close()
                 raise BadInput(f"--source {self.source}: {outcomes.reason(exc.errno or 0)}") from None
 
+    def check(self, version: int) -> None:
+        """BadInput now, before anything is sent, if the settings cannot be applied
+        (for probes made by another program, the system ping)."""
+        family = socket.AF_INET if version == 4 else socket.AF_INET6
+        with socket.socket(family, socket.SOCK_DGRAM) as sock:
+            self.apply(sock, version)
+
+    def ping_arguments(self) -> list[str]:
+        """The system ping's ``-I``: it takes an address or an interface, one of them."""
+        if self.source and self.interface:
+            raise BadInput("--method ping: give --source or --interface, not both (ping -I takes one)")
+        chosen = self.source or self.interface
+        return ["-I", chosen] if chosen else []
+
 
 def enlarge_buffer(sock: socket.socket, option: int, force_option: int, size: int) -> None:
     """Past net.core.[rw]mem_max only with CAP_NET_ADMIN; otherwise the most allowed."""
@@ -457,7 +471,7 @@ _PING_CANNOT_SEND = (
 
 def system_ping(
     address: str, version: int, timeout: float, count: int = 1, interval: float = 0.2,
-    children: PingChildren | None = None,
+    children: PingChildren | None = None, config: ProbeConfig | None = None,
 ) -> PingOutcome:  # fmt: skip
     """One host through the system ping. ``address`` must be a numeric address
     (never a user string) and comes after ``--``: it can never be an option.
@@ -469,6 +483,8 @@ def system_ping(
     command = [binary, f"-{version}", "-n", "-c", str(count), "-W", f"{timeout:g}"]
     if count > 1:
         command += ["-i", f"{max(interval, 0.002):g}"]
+    if config is not None:
+        command += config.ping_arguments()
     command += ["--", address]
     try:
         done = (children or PingChildren()).run(command, timeout + count * interval + 5)

@@ -158,7 +158,7 @@ def test_a_client_flooding_lookups_without_reading_is_held_to_its_share():
                 start = time.monotonic()
                 other.sendall(b"mail.lab.test\n")
                 assert other.recv(100) == b"mail.lab.test: 127.1.0.25\r\n"
-                assert time.monotonic() - start < 1
+                assert time.monotonic() - start < 2  # a starved client would wait for ever
         peak = listen.peak_rss_mb()
         hog.close()
         listen.stop()
@@ -191,7 +191,7 @@ def test_slow_connections_from_one_address_cannot_lock_others_out():
             assert echoes(other)
         kept = [sock for sock in silent if sock not in turned_away]
         assert len(wait_closed(kept, 256, 5)) == 256  # closed for saying nothing
-        assert 1 <= time.monotonic() - opened < 4
+        assert 1 <= time.monotonic() - opened < 6
         with listen.connect() as again:  # and that address is welcome again
             assert echoes(again)
         peak = listen.peak_rss_mb()
@@ -226,7 +226,7 @@ def test_out_of_descriptors_the_server_refuses_and_backs_off_instead_of_spinning
         assert 20 < len(served) < 64 and len(turned_away) == 100 - len(served)
         cpu, lines = listen.cpu_seconds(), len(listen.log)
         time.sleep(2)
-        assert listen.cpu_seconds() - cpu < 0.2  # no busy loop on accept()
+        assert listen.cpu_seconds() - cpu < 0.5  # no busy loop on accept() (that burns the whole 2 s)
         assert len(listen.log) == lines  # and no line per attempt
         assert all(echoes(sock) for sock in served[:5])
         for sock in served[:10]:  # descriptors come back: so do new clients

@@ -126,7 +126,7 @@ def test_a_client_flooding_lookups_without_reading_cannot_starve_another():
             for _ in range(3):
                 start = time.monotonic()
                 assert ask(listener, b"mail.lab.test\n") == ["mail.lab.test: 127.1.0.25"]
-                assert time.monotonic() - start < 1.0
+                assert time.monotonic() - start < 2.0  # a starved client would wait for ever
                 most_pending = max([most_pending, *(c.pending for c in list(listener.clients.values()))])
         finally:
             hog.close()

@@ -386,3 +386,17 @@ def test_a_forced_ipv6_slash_64_is_swept_lazily_and_interrupted_with_results():
     doc = json.loads(stdout)
     assert doc["summary"]["interrupted"] is True and doc["summary"]["up"] > 0
     assert doc["results"][0]["address"] == "fd00:1ab:1::1"
+
+
+@pytest.mark.parametrize("method", ["icmp", "tcp", "ping"])
+def test_every_method_refuses_a_source_address_that_is_not_ours(method):
+    result = run_netdiag("sweep", "-m", method, "-S", "192.0.2.99", "127.1.0.1")
+    assert result.returncode == 2
+    assert result.stderr.decode().strip() == "netdiag: --source 192.0.2.99: address not available"
+
+
+def test_ping_goes_from_the_source_it_is_given():
+    status, doc, _ = sweep_json("-m", "ping", "-S", "127.0.0.1", "127.1.0.1")
+    assert status == 0 and alive_set(doc) == {"127.1.0.1"}
+    both = run_netdiag("sweep", "-m", "ping", "-S", "127.0.0.1", "-I", "lo", "127.1.0.1")
+    assert both.returncode == 2 and b"not both (ping -I takes one)" in both.stderr

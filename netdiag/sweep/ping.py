@@ -35,6 +35,10 @@ class PingEngine(Engine):
         workers = worker_limit(options.workers or DEFAULT_WORKERS)
         if workers == 0:
             raise CannotRun("--method ping: no file descriptors left for ping's pipes (see ulimit -n)")
+        config = options.probe_config
+        config.ping_arguments()  # both -S and -I: refused before anything runs
+        if config.source or config.interface:  # ping would fail on each host: say it once, now
+            config.check(6 if config.source and ":" in config.source else 4)
         todo: queue.Queue = queue.Queue(maxsize=workers * 2)
         finished: queue.Queue = queue.Queue()
         children = probes.PingChildren()
@@ -44,8 +48,9 @@ class PingEngine(Engine):
                 try:
                     while True:
                         outcome = probes.system_ping(
-                            host.address, host.version, options.timeout, options.count, options.interval, children
-                        )
+                            host.address, host.version, options.timeout, options.count, options.interval,
+                            children, config,
+                        )  # fmt: skip
                         host.rtts.extend(outcome.rtts_ms)
                         host.replies = sum(r is not None for r in host.rtts)
                         host.reason = outcome.reason
