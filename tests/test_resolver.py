@@ -154,3 +154,48 @@ def test_absent_server_is_a_resolver_failure(tmp_path):
     result = run_netdiag("dns", "absent.lab.test", prefix=with_resolv_conf(conf))
     assert result.returncode == 1
     assert b"resolver failure" in result.stdout
+
+
+@pytest.fixture
+def slow_dns(tmp_path):
+    """A DNS server at 127.0.0.53 that answers as the lab's does, one second late."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.53", 53))
+    sock.settimeout(0.1)
+    stop = threading.Event()
+
+    def relay(query: bytes, client) -> None:
+        time.sleep(1.0)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as upstream:
+            upstream.settimeout(2)
+            upstream.sendto(query, ("127.0.0.1", 53))
+            with contextlib.suppress(OSError):
+                sock.sendto(upstream.recv(4096), client)
+
+    def serve() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                query, client = sock.recvfrom(4096)
+                threading.Thread(target=relay, args=(query, client), daemon=True).start()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    conf = tmp_path / "resolv.conf"
+    conf.write_text("nameserver 127.0.0.53\noptions timeout:5 attempts:1\n")
+    yield conf
+    stop.set()
+    thread.join()
+    sock.close()
+
+
+def test_a_slow_server_costs_one_round_trip_not_three(slow_dns):
+    # getaddrinfo asks A and AAAA at once: the answer is there after 1 s. The CNAME
+    # chain would take 1 s more: past -t 1.8, so the answer comes without it, in time.
+    start = time.monotonic()
+    result = run_netdiag("dns", "--json", "-t", "1.8", "www.lab.test", prefix=with_resolv_conf(slow_dns))
+    elapsed = time.monotonic() - start
+    import json
+
+    [answer] = json.loads(result.stdout)["results"]
+    assert answer["status"] == "ok" and set(answer["addresses"]) == {"127.1.0.10", "fd00:1ab:1::10"}
+    assert answer["canonical"] == "web.lab.test" and elapsed < 2.8
