@@ -6,27 +6,18 @@ import contextlib
 import socket
 import threading
 import time
-from contextlib import contextmanager
 
 import pytest
 
 from netdiag import resolver
-from netdiag.listen import MAX_LINE, MAX_PENDING, Listener, ListenOptions, format_answer
+from netdiag.listen import MAX_LINE, MAX_PENDING, Listener, format_answer
+from tests.lab.servers import listener
 
 LINE_TOO_LONG = f"error: line too long (over {MAX_LINE:,} bytes)"
 
 
-@contextmanager
 def serving(**options):
-    listener = Listener(ListenOptions(mode="lookup", **options))
-    thread = threading.Thread(target=listener.serve, daemon=True)
-    thread.start()
-    try:
-        yield listener
-    finally:
-        listener.shutdown()
-        thread.join(5)
-        assert not thread.is_alive()
+    return listener(mode="lookup", **options)
 
 
 def ask(listener: Listener, *sends: bytes) -> list[str]:

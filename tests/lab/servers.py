@@ -21,6 +21,7 @@ def listener(**options):
     finally:
         server.shutdown()
         thread.join(5)
+        assert not thread.is_alive(), "the listener did not stop"
 
 
 @contextmanager
