@@ -88,6 +88,10 @@ def parse_target(text: str, *, force: bool = False) -> Target:
             return _parse_hostname(spec)
         if address.is_multicast:
             return _parse_discovery(address, spec)
+        if getattr(address, "scope_id", None):
+            raise TargetError(
+                f"{spec}: an address with a zone is not swept (yet); ff02::1%{address.scope_id} finds that link's hosts"
+            )
         if address.is_unspecified:  # ping reaches this host through it, raw sockets do not: say what is meant
             raise TargetError(f"{spec} is the unspecified address, not a host (this host is 127.0.0.1 or ::1)")
         block = AddressBlock(address, address, spec)

@@ -67,6 +67,9 @@ def test_hostnames(text):
     [
         ("", "empty target"),
         ("1.2.3.4.5", "not an address"),
+        ("fe80::1%lo", "with a zone is not swept"),  # refused rather than probed without its zone
+        ("0.0.0.0", "the unspecified address"),
+        ("::", "the unspecified address"),
         ("x" * 254, "at most 253 characters"),
         ("a\x1b[31m", "not an address"),
         ("a\udcffb", "not an address"),
