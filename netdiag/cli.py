@@ -359,7 +359,8 @@ def _show_sweep(out: Output, report, parsed, *, alive: bool, show_map: bool, jso
         out.json_line({"summary": documents.sweep_summary_json(report.summary)})
         return
     if json_output:
-        out.json(documents.sweep_report_json(report, alive_only=alive))
+        rows = (documents.host_result_line(r) for r in report.results if r.alive or not alive)
+        out.json_rows("results", rows, {"summary": documents.sweep_summary_json(report.summary)})
         return
     shown = [r for r in report.results if r.alive or not alive]
     show_loss = any(r.sent > 1 for r in report.results)

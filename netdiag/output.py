@@ -14,6 +14,7 @@ import os
 import select
 import stat
 import sys
+from collections.abc import Iterable
 from typing import IO, TYPE_CHECKING, Any
 
 from netdiag.text import visible
@@ -107,9 +108,29 @@ class Output:
         self.stdout.write(_JSON.encode(document) + "\n")
         self.stdout.flush()
 
+    def json_rows(self, key: str, rows: Iterable[str], rest: dict[str, Any]) -> None:
+        """One JSON document ``{key: [rows...], **rest}`` from rows already
+        encoded (compact JSON, one a line): a /16's 65,534 rows never exist as
+        one string, nor go through the pure-Python indenting encoder."""
+        self._wait_writable()
+        write, encode = self.stdout.write, _JSON_LINE.encode
+        write(f"{{{encode(key)}: [")
+        separator = "\n  "
+        for row in rows:
+            write(separator + row)
+            separator = ",\n  "
+        write("\n]")
+        for name, value in rest.items():
+            write(f",\n{encode(name)}: {_JSON.encode(value)}")
+        write("}\n")
+        self.stdout.flush()
+
     def json_line(self, document: Any) -> None:
+        """One line of a JSON Lines stream, flushed: a reader at the other end
+        of a pipe sees each line as it is made, not when a buffer fills."""
         self._wait_writable()
         self.stdout.write(_JSON_LINE.encode(document) + "\n")
+        self.stdout.flush()
 
     def text(self, text: str) -> None:
         """Plain text that is already safe (made with ``visible``)."""

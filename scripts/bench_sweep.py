@@ -51,6 +51,10 @@ def netdiag_rows(stdout: bytes) -> int:
     return max(len(stdout.splitlines()) - 1, 0)  # minus the header line
 
 
+def json_alive(stdout: bytes) -> int:
+    return stdout.count(b'"alive":true')
+
+
 def nmap_up(stdout: bytes) -> int:
     return stdout.count(b"Status: Up")
 
@@ -89,9 +93,17 @@ def scenarios() -> list[tuple[str, str, list[Tool], dict]]:
         Tool("netdiag", [*NETDIAG, "sweep", "127.2.0.0/24", "-t", "0.5", "--alive"], netdiag_rows),
         Tool("fping", ["fping", "-a", "-q", "-g", "127.2.0.0/24", "-i", "0", "-r", "0", "-t", "500"], lines),
     ]
+    every16 = ["sweep", "127.3.0.0/16", "-t", "1", "-r", "0", "-n"]  # every row, as a script reads them
+    output16 = [
+        Tool("netdiag (columns)", NETDIAG + every16, lambda out: out.count(b" up ")),
+        Tool("netdiag --json", [*NETDIAG, *every16, "--json"], json_alive),
+        Tool("fping -i 0 -r 0 -t 1000", fping16, lines),
+    ]
     return [
         ("127.3.0.0/16, half alive, timeout 1 s", "32,767 found, <= 0.8x fping, RSS < 100 MB", tools16,
          {"found": 32767, "ratio": 0.8, "rss": 100}),
+        ("127.3.0.0/16, every row printed", "--json adds <= 10% to the columns' wall time, RSS < 100 MB", output16,
+         {"found": 32767, "rss": 100, "versus": ("netdiag (columns)", 1.10)}),
         ("127.1.0.0/24, all alive (with names)", "ends within 0.3 s", alive24, {"found": 254, "wall": 0.3}),
         ("127.2.0.0/24, all dead, timeout 0.5 s", "ends within 0.7 s", dead24, {"found": 0, "wall": 0.7}),
     ]  # fmt: skip
@@ -133,6 +145,13 @@ def main() -> int:
                 f"| {found_text} |"
             )
             if tool.name.startswith("netdiag"):
+                base, most = target.get("versus", (None, 0))
+                if base is not None and tool.name != base:
+                    versus = wall / statistics.median(r.wall_s for r in runs[base])
+                    verdicts.append(
+                        f"{title}, {tool.name}: {versus:.2f}x {base} (want <= {most}x): "
+                        f"{'met' if versus <= most else 'MISSED'}"
+                    )
                 verdicts.append(_verdict(title, tool.name, wall, wall / peer_wall, rss, found, target))
         print()
     print_targets(steal, verdicts)
