@@ -125,6 +125,18 @@ def _quietly(write: Any, message: str) -> None:
         write(message)
 
 
+def _render() -> Any:
+    from netdiag import render  # rich: imported only when a rich table is drawn
+
+    return render
+
+
+def _columns() -> Any:
+    from netdiag import columns
+
+    return columns
+
+
 def _output(ctx: typer.Context) -> Output:
     return ctx.obj
 
@@ -163,9 +175,7 @@ def service(
         if json_output:
             out.json({"services": [documents.service_entry_json(e) for e in entries]})
         else:
-            from netdiag import render
-
-            out.table(render.service_list_table(entries))
+            out.tabular(lambda: _render().service_list_table(entries), lambda: _columns().service_list_plain(entries))
         return ExitStatus.OK if entries else ExitStatus.NEGATIVE
     if not queries:
         raise BadInput("give at least one service name or port, or --list")
@@ -174,9 +184,9 @@ def service(
         out.json(documents.service_answers_json(answers))
     else:
         if any(a.entries for a in answers):
-            from netdiag import render
-
-            out.table(render.service_answers_table(answers))
+            out.tabular(
+                lambda: _render().service_answers_table(answers), lambda: _columns().service_answers_plain(answers)
+            )
         for answer in answers:
             if answer.error:
                 out.error(answer.error)
@@ -217,9 +227,7 @@ def _show_dns(out: Output, answers: list, json_output: bool) -> None:
 
         out.json({"results": [documents.dns_answer_json(a) for a in answers]})
     else:
-        from netdiag import render
-
-        out.table(render.dns_answers_table(answers))
+        out.tabular(lambda: _render().dns_answers_table(answers), lambda: _columns().dns_answers_plain(answers))
 
 
 @app.command()
@@ -351,7 +359,7 @@ class _sweep_progress:
 
 
 def _show_sweep(out: Output, report, parsed, *, alive: bool, show_map: bool, json_output: bool, jsonl: bool) -> None:
-    from netdiag import columns, documents
+    from netdiag import columns, documents, output
     from netdiag.targets import AddressBlock
     from netdiag.text import visible
 
@@ -365,7 +373,7 @@ def _show_sweep(out: Output, report, parsed, *, alive: bool, show_map: bool, jso
     shown = [r for r in report.results if r.alive or not alive]
     show_loss = any(r.sent > 1 for r in report.results)
     show_mac = any(r.mac for r in shown)
-    rich_table = bool(shown) and out.rich_tables and len(shown) <= columns.RICH_TABLE_MAX_ROWS
+    rich_table = bool(shown) and out.rich_tables and len(shown) <= output.RICH_TABLE_MAX_ROWS
     maps = [t for t in parsed if show_map and isinstance(t, AddressBlock) and t.size > 1]  # one host: no map
     if rich_table or maps or out.stderr_is_terminal:
         from netdiag import render  # rich: only when something is drawn with it

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from netdiag.models import HostResult, SweepSummary
+from netdiag.models import DnsAnswer, DnsOutcome, HostResult, ServiceAnswer, ServiceEntry, SweepSummary
 from netdiag.text import visible
-
-RICH_TABLE_MAX_ROWS = 2000  # rich lays out ~3k rows a second: beyond this, plain columns even on a terminal
 
 
 def plain_table(headers: list[str], rows: Iterable[list[str]]) -> str:
@@ -59,3 +57,36 @@ def sweep_summary_line(summary: SweepSummary) -> str:
         f"via {visible(summary.method)} ({visible(summary.method_reason)})"  # interface names are anyone's
     )
     return line + (" (interrupted: partial results)" if summary.interrupted else "")
+
+
+def service_answers_plain(answers: Iterable[ServiceAnswer]) -> str:
+    rows = [
+        [visible(a.query), visible(e.name), str(e.port), visible(e.protocol), visible(" ".join(e.aliases)) or "-"]
+        for a in answers
+        for e in a.entries
+    ]
+    return plain_table(["QUERY", "SERVICE", "PORT", "PROTO", "ALIASES"], rows)
+
+
+def service_list_plain(entries: Iterable[ServiceEntry]) -> str:
+    rows = [[visible(e.name), str(e.port), visible(e.protocol), visible(" ".join(e.aliases)) or "-"] for e in entries]
+    return plain_table(["SERVICE", "PORT", "PROTO", "ALIASES"], rows)
+
+
+def dns_answers_plain(answers: Iterable[DnsAnswer]) -> str:
+    """One row per address or name: ``grep`` and ``awk`` see every answer on a
+    line with its query (a rich table stacks them in one cell)."""
+    rows = []
+    for a in answers:
+        time_ms = f"{a.elapsed_ms:.1f}"
+        if not a.ok:
+            reason = a.outcome.message + (f": {a.detail}" if a.outcome is DnsOutcome.FAILURE and a.detail else "")
+            rows.append([visible(a.query), a.outcome.value, visible(reason), "-", "-", time_ms])
+        elif a.kind == "forward":
+            names = " ".join(visible(n) for n in (a.canonical or "", *a.aliases) if n) or "-"
+            for address in a.addresses:
+                rows.append([visible(a.query), "ok", address, names, a.source or "-", time_ms])
+        else:
+            confirmed = "confirmed" if a.confirmed else "unconfirmed"
+            rows.append([visible(a.query), "ok", visible(a.ptr or ""), confirmed, a.source or "-", time_ms])
+    return plain_table(["QUERY", "STATUS", "ANSWER", "NAMES", "SOURCE", "TIME_MS"], rows)

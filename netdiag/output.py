@@ -14,7 +14,7 @@ import os
 import select
 import stat
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import IO, TYPE_CHECKING, Any
 
 from netdiag.text import visible
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from rich.text import Text
 
 PIPE_WIDTH = 250
+RICH_TABLE_MAX_ROWS = 2000  # rich lays out ~3k rows a second: beyond this, plain columns even on a terminal
 WRITABLE_WAIT_S = 1.0
 # ensure_ascii: every value survives exactly for jq, and no raw control byte
 # from the network can reach a terminal.
@@ -95,6 +96,15 @@ class Output:
 
     def table(self, table: Table) -> None:
         self.out.print(table)
+
+    def tabular(self, rich: Callable[[], Table], plain: Callable[[], str], rows: int = 0) -> None:
+        """Rows for a person or for a program, decided here once for every
+        command: a boxed rich table on a terminal, plain aligned columns in a
+        pipe (and for more rows than anyone reads in a box)."""
+        if self.rich_tables and rows <= RICH_TABLE_MAX_ROWS:
+            self.table(rich())
+        else:
+            self.text(plain())
 
     @property
     def rich_tables(self) -> bool:

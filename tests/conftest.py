@@ -43,6 +43,26 @@ class CliResult:
     stderr: str
 
 
+class TerminalStream(io.StringIO):
+    """A stream that says it is a terminal: rich tables, maps and progress bars are drawn into it."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.fixture
+def cli_on_a_terminal(monkeypatch):
+    """Like ``cli``, with stdout and stderr on a (pretend) 100-column terminal."""
+    monkeypatch.setenv("COLUMNS", "100")
+
+    def run(*argv: str) -> CliResult:
+        stdout, stderr = TerminalStream(), TerminalStream()
+        status = main(list(argv), Output(stdout, stderr))
+        return CliResult(status, stdout.getvalue(), stderr.getvalue())
+
+    return run
+
+
 @pytest.fixture
 def cli():
     """Run netdiag in-process: ``cli("service", "ssh")`` → status, stdout, stderr."""

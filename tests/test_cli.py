@@ -128,3 +128,19 @@ def test_dns_table_shows_hostile_names_literally(cli):
     assert "[bold]evil[/bold].lab.test" in result.stdout
     assert "\\e[31mred\\e[0m.lab.test" in result.stdout
     assert "\x1b" not in result.stdout
+
+
+BOX = set("┏┃┡│└━─")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [("service", "ssh", "53/udp"), ("service", "--list", "--grep", "ssh"), ("dns", "localhost", "127.0.0.1")],
+    ids=["service", "service-list", "dns"],
+)
+def test_one_decision_for_every_command_boxes_on_a_terminal_columns_in_a_pipe(cli, cli_on_a_terminal, argv):
+    piped, shown = cli(*argv), cli_on_a_terminal(*argv)
+    assert piped.status == shown.status == 0
+    assert not BOX & set(piped.stdout), piped.stdout  # grep and awk read these
+    assert piped.stdout.splitlines()[0].split()[0] in ("QUERY", "SERVICE")
+    assert BOX & set(shown.stdout), shown.stdout
