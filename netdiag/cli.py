@@ -261,12 +261,19 @@ def sweep(
     force: Annotated[bool, typer.Option("--force", help="Allow networks larger than 65,536 addresses.")] = False,
     json_output: JsonOption = False,
     jsonl: Annotated[bool, typer.Option("--jsonl", help="Stream one JSON line per host as it settles.")] = False,
+    require: Annotated[
+        str,
+        typer.Option(
+            "--require", metavar="any|all|N", help="Exit 0 when this many hosts answer (N: at least N, like fping -x)."
+        ),
+    ] = "any",
 ) -> int:
     """Ping sweep: which hosts are up, their round-trip times and names."""
     from netdiag import targets as targets_module
     from netdiag.sweep import SweepOptions, run_sweep
 
     out = _output(ctx)
+    needed = _required(require)
     limit = targets_module.MAX_LISTED if force else targets_module.MAX_ADDRESSES
     texts = targets_module.expand_arguments(targets, _open_target_list, limit=limit)
     parsed = targets_module.parse_targets(texts, force=force)
@@ -295,7 +302,22 @@ def sweep(
     _show_sweep(out, report, parsed, alive=alive, show_map=show_map, json_output=json_output, jsonl=jsonl)
     if report.summary.interrupted:
         return interrupts.exit_status()
-    return ExitStatus.OK if report.summary.up else ExitStatus.NEGATIVE
+    enough = report.summary.total if needed is None else needed
+    return ExitStatus.OK if report.summary.up >= enough else ExitStatus.NEGATIVE
+
+
+def _required(text: str) -> int | None:
+    """--require: how many hosts must answer for exit 0 (None: every one)."""
+    from netdiag.errors import BadInput
+
+    word = text.strip().lower()
+    if word == "all":
+        return None
+    if word == "any":
+        return 1
+    if word.isascii() and word.isdigit() and int(word) <= 1 << 24:
+        return int(word)
+    raise BadInput(f"--require must be any, all or a number of hosts, not {text!r}")
 
 
 def _open_target_list(argument: str):
@@ -422,7 +444,10 @@ def telnet(
     idle_timeout: Annotated[
         float | None, typer.Option("--idle-timeout", help="Close after this many idle seconds.")
     ] = None,
-    log: Annotated[str | None, typer.Option("--log", help="Record the session to FILE.")] = None,
+    log: Annotated[
+        str | None,
+        typer.Option("--log", help="Append a transcript to FILE: time, direction, the bytes as text or hex."),
+    ] = None,
     raw_terminal: Annotated[
         bool, typer.Option("--raw-terminal", help="Pass server control sequences to the terminal.")
     ] = False,
@@ -562,7 +587,9 @@ def listen(
     ctx: typer.Context,
     port: Annotated[int, typer.Argument(help="Port to listen on; 0 picks a free one.")] = 0,
     host: Annotated[str, typer.Option("--host", "-H", help="Address to bind (default: loopback only).")] = "127.0.0.1",
-    mode: Annotated[str, typer.Option("--mode", "-m", help="echo, discard, banner or lookup.")] = "echo",
+    mode: Annotated[
+        str, typer.Option("--mode", "-m", help="echo, discard, banner, lookup or show (print what clients send).")
+    ] = "echo",
     banner: Annotated[str | None, typer.Option("--banner", "-b", help="With --mode banner: the text to send.")] = None,
     max_clients: Annotated[int, typer.Option("--max-clients", help="Refuse connections beyond this many.")] = 4096,
     max_per_source: Annotated[
@@ -579,9 +606,12 @@ def listen(
     ] = 20.0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No line per connection.")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Events as JSON lines on stdout.")] = False,
+    hexdump: Annotated[
+        bool, typer.Option("--hexdump", "-x", help="With --mode show: what clients send as a hex dump.")
+    ] = False,
 ) -> int:
-    """A test server for many clients at once: echo, discard, banner or lookup."""
-    from netdiag.listen import Listener, ListenOptions
+    """A test server for many clients at once: echo, discard, banner, lookup, or show what clients send."""
+    from netdiag.listen import Listener, ListenOptions, plural, summary_text
 
     out = _output(ctx)
     options = ListenOptions(
@@ -593,10 +623,14 @@ def listen(
         max_per_source=max_per_source,
         idle_timeout=idle_timeout,
         first_data_timeout=first_data_timeout,
+        hexdump=hexdump,
     )
     from netdiag.workers import EventWriter
 
-    show = _listen_json(out, options.mode) if json_output else _listen_events(out, options.mode, quiet)
+    if json_output:
+        show = _listen_json(out, options.mode, hexdump)
+    else:
+        show = _listen_events(out, options.mode, quiet, hexdump)
     log = EventWriter(show, on_gone=lambda: listener.shutdown())  # noqa: PLW0108 - made just below
     listener = Listener(options, log.put)
 
@@ -621,7 +655,7 @@ def listen(
         _discard_unwritten()
         return ExitStatus.OK
     if log.dropped:
-        out.warn(f"{log.dropped:,} log events dropped: the log was not read fast enough")
+        out.warn(f"{plural(log.dropped, 'log event')} dropped: the log was not read fast enough")
     elapsed = time.monotonic() - summary.started
     if json_output:
         out.json_line(
@@ -631,17 +665,21 @@ def listen(
         )  # fmt: skip
         out.stdout.flush()
     else:
-        out.info(
-            f"served {summary.connections:,} connections ({summary.refused:,} refused, peak "
-            f"{summary.peak_clients:,} at once); {summary.received:,} bytes in, {summary.sent:,} out in {elapsed:.1f}s"
-        )
+        out.info(summary_text(summary, elapsed))
     if interrupted:
         return interrupts.exit_status()  # Ctrl-C 130, SIGHUP 129 (SIGTERM is a clean stop: 0)
     return ExitStatus.OK
 
 
-def _listen_json(out: Output, mode: str):
+def _listen_json(out: Output, mode: str, hexdump: bool = False):
+    from netdiag.listen import data_records
+
     def show(event) -> None:
+        if event.kind == "data":
+            for record in data_records(event, hexdump):
+                out.json_line(record)
+            out.stdout.flush()
+            return
         record = {"event": event.kind, "address": event.address, "port": event.port}
         if event.kind == "listening":
             record["mode"] = mode
@@ -656,8 +694,10 @@ def _listen_json(out: Output, mode: str):
     return show
 
 
-def _listen_events(out: Output, mode: str, quiet: bool):
+def _listen_events(out: Output, mode: str, quiet: bool, hexdump: bool = False):
     from rich.text import Text
+
+    from netdiag.listen import close_text, data_text
 
     _ = out.err  # rich's console made now: later, every descriptor may be a client's
 
@@ -666,6 +706,9 @@ def _listen_events(out: Output, mode: str, quiet: bool):
             address = f"[{event.address}]" if ":" in event.address else event.address
             out.stdout.write(f"listening on {address} port {event.port} ({mode})\n")
             out.stdout.flush()
+        elif event.kind == "data":  # on stdout, even with -q: what show mode is for
+            out.stdout.write(data_text(event, hexdump))
+            out.stdout.flush()
         elif event.kind == "refused" and not event.address:  # the server is out of something: said even with -q
             out.warn(event.detail)
         elif quiet:
@@ -673,13 +716,7 @@ def _listen_events(out: Output, mode: str, quiet: bool):
         elif event.kind == "open":
             out.info(Text(f"+ {event.address} port {event.port} connected", style="green"))
         elif event.kind == "close":
-            s = event.stats
-            out.info(
-                Text(
-                    f"- {s.peer} closed ({s.reason}): {s.received:,} bytes in, {s.sent:,} out, {s.duration_s:.3f}s",
-                    style="dim",
-                )
-            )
+            out.info(Text(close_text(event), style="dim"))
         elif event.kind == "refused":
             out.info(Text(f"! {event.address} refused: {event.detail}", style="yellow"))
 

@@ -400,3 +400,17 @@ def test_ping_goes_from_the_source_it_is_given():
     assert status == 0 and alive_set(doc) == {"127.1.0.1"}
     both = run_netdiag("sweep", "-m", "ping", "-S", "127.0.0.1", "-I", "lo", "127.1.0.1")
     assert both.returncode == 2 and b"not both (ping -I takes one)" in both.stderr
+
+
+@pytest.mark.parametrize(
+    ("require", "status"),
+    [("any", 0), ("all", 1), ("3", 0), ("4", 1), ("0", 0), ("ALL", 1), ("x", 2), ("-1", 2)],
+)
+def test_require_decides_the_exit_status_like_fping_x(require, status):
+    result = run_netdiag("sweep", "-n", "-t", "0.3", "--require", require, "127.3.0.0/29")  # 3 of 6 up
+    assert result.returncode == status, result.stderr
+    if status == 2:
+        assert (
+            result.stderr.decode().strip()
+            == f"netdiag: --require must be any, all or a number of hosts, not {require!r}"
+        )
