@@ -35,11 +35,29 @@ app = _App(
     name="netdiag",
     help="Network diagnostics for sysadmins: sweep, service, dns, telnet, listen.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion, Typer's own
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from netdiag import __version__
+
+        typer.echo(f"netdiag {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", "-V", callback=_show_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    """Network diagnostics for sysadmins: sweep, service, dns, telnet, listen."""
+
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 TimeoutOption = Annotated[float, typer.Option("--timeout", "-t", help="Seconds each lookup may take.")]
@@ -61,6 +79,8 @@ def main(argv: list[str] | None = None, output: Output | None = None) -> int:
         output = Output()
     command = typer.main.get_command(app)
     args = list(sys.argv[1:] if argv is None else argv)
+    # A shell asking for completions (_NETDIAG_COMPLETE set): answered, then exit.
+    command._main_shell_completion({}, "netdiag")
     try:
         with interrupts.handled(), command.make_context("netdiag", args, obj=output) as ctx:
             status = command.invoke(ctx)
@@ -77,6 +97,9 @@ def main(argv: list[str] | None = None, output: Output | None = None) -> int:
         output.error("aborted")
         return int(ExitStatus.INTERRUPTED)
     except typer.TyperException as exc:  # usage errors from the argument parser
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `netdiag` alone: the whole help, as written
+            output.stderr.write(exc.format_message() + "\n")
+            return int(ExitStatus.BAD_INPUT)
         message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
         hint = f" (see '{exc.ctx.command_path} --help')" if getattr(exc, "ctx", None) else ""
         output.error(message.replace("\n", " ") + hint)

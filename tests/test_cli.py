@@ -144,3 +144,27 @@ def test_one_decision_for_every_command_boxes_on_a_terminal_columns_in_a_pipe(cl
     assert not BOX & set(piped.stdout), piped.stdout  # grep and awk read these
     assert piped.stdout.splitlines()[0].split()[0] in ("QUERY", "SERVICE")
     assert BOX & set(shown.stdout), shown.stdout
+
+
+def test_version(cli):
+    from netdiag import __version__
+
+    for flag in ("--version", "-V"):
+        result = subprocess.run([sys.executable, "-m", "netdiag", flag], capture_output=True, text=True, check=False)
+        assert (result.returncode, result.stdout) == (0, f"netdiag {__version__}\n")
+
+
+def test_shell_completion_through_typer(tmp_path):
+    env = {**os.environ, "_NETDIAG_COMPLETE": "complete_bash", "COMP_WORDS": "netdiag sweep --me", "COMP_CWORD": "2"}
+    result = subprocess.run([sys.executable, "-m", "netdiag"], capture_output=True, text=True, env=env, check=False)
+    assert result.returncode == 0 and result.stdout.split() == ["--method"]
+    script = subprocess.run([sys.executable, "-m", "netdiag", "--show-completion", "bash"], capture_output=True,
+                            text=True, env={**os.environ, "SHELL": "/bin/bash"}, check=False)  # fmt: skip
+    assert script.returncode == 0 and "_NETDIAG_COMPLETE" in script.stdout
+
+
+def test_no_arguments_prints_the_whole_usage_not_one_squashed_line():
+    result = subprocess.run([sys.executable, "-m", "netdiag"], capture_output=True, text=True, check=False)
+    assert result.returncode == 2 and result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("Usage: netdiag") and any(line.strip().startswith("sweep") for line in lines)
