@@ -59,11 +59,60 @@ def _root(
     """Network diagnostics for sysadmins: sweep, service, dns, telnet, listen."""
 
 
+def _epilog(examples: list[str], exits: list[str]) -> str:
+    """A command's help ends with examples and its exit statuses (\\b: kept as written)."""
+    return "\n".join(
+        ["\b", "Examples:", *(f"  {e}" for e in examples), "", "\b", "Exit status:", *(f"  {x}" for x in exits)]
+    )
+
+
+SWEEP_EPILOG = _epilog(
+    [
+        "netdiag sweep 192.168.1.0/24 --map",
+        "netdiag sweep --require all -m tcp -p 22 db1 db2 && deploy",
+    ],
+    [
+        "0  enough hosts answered (--require; default: any)",
+        "1  not enough did",
+        "2  bad input: nothing was sent",
+        "3  could not run: the method's socket is not permitted",
+        "128+N  interrupted by signal N; partial results printed",
+    ],
+)
+SERVICE_EPILOG = _epilog(
+    [
+        "netdiag service ssh 53/udp 8080",
+        "netdiag service --list --grep http",
+    ],
+    [
+        "0  every query found",
+        "1  some query found nothing",
+        "2  some query malformed",
+    ],
+)
+DNS_EPILOG = _epilog(
+    [
+        "netdiag dns www.example.org 192.0.2.1",
+        "netdiag dns -t 2 --json $(cat names.txt)",
+    ],
+    [
+        "0  every query answered",
+        "1  some query failed (no such name, no PTR, timeout)",
+        "2  bad input",
+        "128+N  interrupted by signal N; the answers so far printed",
+    ],
+)
+
+
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
-TimeoutOption = Annotated[float, typer.Option("--timeout", "-t", help="Seconds each lookup may take.")]
+TimeoutOption = Annotated[
+    float, typer.Option("--timeout", "-t", metavar="SECONDS", help="Seconds the whole run may take.")
+]
 ProtoOption = Annotated[
     str | None,
-    typer.Option("--proto", "-p", help="tcp, udp or any protocol of the services database (default: every one)."),
+    typer.Option(
+        "--proto", "-p", metavar="PROTO", help="tcp, udp or any protocol of the services database (default: every one)."
+    ),
 ]
 
 
@@ -77,7 +126,7 @@ def main(argv: list[str] | None = None, output: Output | None = None) -> int:
         from netdiag.output import Output
 
         output = Output()
-    command = typer.main.get_command(app)
+    command = _click_style_usage(typer.main.get_command(app))
     args = list(sys.argv[1:] if argv is None else argv)
     # A shell asking for completions (_NETDIAG_COMPLETE set): answered, then exit.
     command._main_shell_completion({}, "netdiag")
@@ -115,6 +164,16 @@ def main(argv: list[str] | None = None, output: Output | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - a bug: reported in one line
         return _internal_error(output, exc)
     return int(status or 0)
+
+
+def _click_style_usage(command: Any) -> Any:
+    """Typer writes a required argument as ``{TARGET...}`` in the usage line;
+    click, man pages and every other tool write ``TARGET...``."""
+    for sub in getattr(command, "commands", {}).values():
+        for param in sub.params:
+            if isinstance(param, typer.core.TyperArgument) and param.metavar:
+                param.make_metavar = lambda ctx=None, *, usage=False, _shown=param.metavar: _shown
+    return command
 
 
 def _unblock_stdout() -> None:
@@ -178,13 +237,17 @@ def _check_proto(proto: str | None) -> str | None:
     return None if proto is None else services.check_protocol(proto)
 
 
-@app.command()
+@app.command(epilog=SERVICE_EPILOG)
 def service(
     ctx: typer.Context,
-    queries: Annotated[list[str] | None, typer.Argument(help="ssh, 22, 53/udp ...", show_default=False)] = None,
+    queries: Annotated[
+        list[str] | None, typer.Argument(metavar="QUERY...", help="ssh, 22, 53/udp, 5672/sctp ...", show_default=False)
+    ] = None,
     proto: ProtoOption = None,
     list_all: Annotated[bool, typer.Option("--list", "-l", help="List the whole services database.")] = False,
-    grep: Annotated[str | None, typer.Option("--grep", "-g", help="With --list: only entries containing TEXT.")] = None,
+    grep: Annotated[
+        str | None, typer.Option("--grep", "-g", metavar="TEXT", help="With --list: only entries containing TEXT.")
+    ] = None,
     json_output: JsonOption = False,
 ) -> int:
     """Look up ports and service names in the system services database."""
@@ -218,10 +281,13 @@ def service(
     return ExitStatus.NEGATIVE if any(not a.entries for a in answers) else ExitStatus.OK
 
 
-@app.command()
+@app.command(epilog=DNS_EPILOG)
 def dns(
     ctx: typer.Context,
-    queries: Annotated[list[str], typer.Argument(help="Names (forward) or addresses (reverse).", show_default=False)],
+    queries: Annotated[
+        list[str],
+        typer.Argument(metavar="QUERY...", help="Names (forward) or addresses (reverse).", show_default=False),
+    ],
     timeout: TimeoutOption = 3.0,
     json_output: JsonOption = False,
 ) -> int:
@@ -253,31 +319,55 @@ def _show_dns(out: Output, answers: list, json_output: bool) -> None:
         out.tabular(lambda: _render().dns_answers_table(answers), lambda: _columns().dns_answers_plain(answers))
 
 
-@app.command()
+@app.command(epilog=SWEEP_EPILOG)
 def sweep(
     ctx: typer.Context,
     targets: Annotated[
         list[str],
         typer.Argument(
-            help="Addresses, networks (CIDR), ranges (a.b.c.d-N), names, @FILE, - (stdin).", show_default=False
+            metavar="TARGET...",
+            help="Addresses, networks (CIDR), ranges (a.b.c.d-N), names, @FILE, - (stdin).",
+            show_default=False,
         ),
     ],
-    method: Annotated[str, typer.Option("--method", "-m", help="auto, arp, icmp, ping or tcp.")] = "auto",
-    timeout: Annotated[float, typer.Option("--timeout", "-t", help="Seconds each probe waits for its answer.")] = 1.0,
-    retries: Annotated[int, typer.Option("--retries", "-r", help="More probes for hosts that did not answer.")] = 0,
-    count: Annotated[int, typer.Option("--count", "-c", help="Echo requests per host (shows loss, min/avg/max).")] = 1,
-    interval: Annotated[float, typer.Option("--interval", "-i", help="Seconds between requests to one host.")] = 0.25,
-    rate: Annotated[float | None, typer.Option("--rate", help="At most this many probes per second.")] = None,
+    method: Annotated[
+        str,
+        typer.Option(
+            "--method",
+            "-m",
+            metavar="[auto|arp|icmp|ping|tcp]",
+            help="How to probe (auto: the best this host may use).",
+        ),
+    ] = "auto",
+    timeout: Annotated[
+        float, typer.Option("--timeout", "-t", metavar="SECONDS", help="Seconds each probe waits for its answer.")
+    ] = 1.0,
+    retries: Annotated[
+        int, typer.Option("--retries", "-r", metavar="N", help="More probes for hosts that did not answer.")
+    ] = 0,
+    count: Annotated[
+        int, typer.Option("--count", "-c", metavar="N", help="Echo requests per host (shows loss, min/avg/max).")
+    ] = 1,
+    interval: Annotated[
+        float, typer.Option("--interval", "-i", metavar="SECONDS", help="Seconds between requests to one host.")
+    ] = 0.25,
+    rate: Annotated[
+        float | None, typer.Option("--rate", metavar="PPS", help="At most this many probes per second.")
+    ] = None,
     workers: Annotated[
-        int | None, typer.Option("--workers", "-w", help="ping processes / TCP connections in flight.")
+        int | None, typer.Option("--workers", "-w", metavar="N", help="ping processes / TCP connections in flight.")
     ] = None,
     ports: Annotated[
-        list[int] | None, typer.Option("--port", "-p", help="TCP ports for --method tcp (default 80, 443).")
+        list[int] | None,
+        typer.Option("--port", "-p", metavar="PORT", help="TCP ports for --method tcp (default 80, 443)."),
     ] = None,
     interface: Annotated[
-        str | None, typer.Option("--interface", "-I", help="Probe through this interface (its segment, for ARP).")
+        str | None,
+        typer.Option("--interface", "-I", metavar="IFACE", help="Probe through this interface (its segment, for ARP)."),
     ] = None,
-    source: Annotated[str | None, typer.Option("--source", "-S", help="Source address of the probes.")] = None,
+    source: Annotated[
+        str | None, typer.Option("--source", "-S", metavar="ADDRESS", help="Source address of the probes.")
+    ] = None,
     no_names: Annotated[bool, typer.Option("--no-names", "-n", help="Skip reverse DNS names.")] = False,
     alive: Annotated[bool, typer.Option("--alive", "-a", help="Show only hosts that answered.")] = False,
     show_map: Annotated[bool, typer.Option("--map", help="Draw a grid of each /24 (or smaller) swept.")] = False,

@@ -168,3 +168,15 @@ def test_no_arguments_prints_the_whole_usage_not_one_squashed_line():
     assert result.returncode == 2 and result.stdout == ""
     lines = result.stderr.splitlines()
     assert lines[0].startswith("Usage: netdiag") and any(line.strip().startswith("sweep") for line in lines)
+
+
+@pytest.mark.parametrize("command", ["sweep", "service", "dns"])
+def test_help_has_click_style_metavars_examples_and_exit_statuses(command):
+    result = subprocess.run(
+        [sys.executable, "-m", "netdiag", command, "--help"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0
+    assert "<str>" not in result.stdout and "<float>" not in result.stdout and "<int>" not in result.stdout
+    assert "{" not in result.stdout.splitlines()[0]  # the usage line: TARGET..., not {TARGET...}
+    assert "Examples:\n" in result.stdout and f"netdiag {command} " in result.stdout
+    assert "Exit status:\n" in result.stdout and "  2  " in result.stdout
