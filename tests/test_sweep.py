@@ -182,6 +182,8 @@ def test_a_slow_resolver_never_holds_the_sweep(silent_resolver):
     assert alive_set(doc) == expected_127_3("127.3.0.0/29")
     assert all(r["name"] is None for r in doc["results"])
     assert time.monotonic() - start < 8  # the resolver would hold each lookup 30 s
+    [note] = doc["summary"]["notes"]  # a missing name is not "no PTR" here: it says so
+    assert note.startswith("reverse names: 3 of 3 lookups had no answer within 2s") and "-n skips names" in note
 
 
 def test_json_schema():

@@ -368,11 +368,12 @@ def run_sweep(
                 emit(row, (UNRESOLVED_ORDER, unresolved + number))
             deliver()
         interrupted = interrupted or any(e.interrupted for e in engines)
+        name_notes: list[str] = []
         if keep_results:
             results.sort(key=itemgetter(0))  # (4, n) before (6, n); unresolved names (7, input position)
             final = [r._replace(name=labels[r.address]) if r.address in labels else r for _, r in results]
             try:
-                final = _annotate(final, options, groups, interrupted)
+                final = _annotate(final, options, groups, interrupted, name_notes)
             except KeyboardInterrupt:  # while names were looked up: the hosts stand without them
                 interrupted = True
         else:
@@ -386,7 +387,8 @@ def run_sweep(
             elapsed_s=time.monotonic() - start,
             probes_sent=discovery_probes + sum(e.sent for e in engines),
             interrupted=interrupted,
-            notes=tuple(dict.fromkeys(note for g in groups if (note := on_link_note(g.plan, options.method)))),
+            notes=tuple(dict.fromkeys(note for g in groups if (note := on_link_note(g.plan, options.method))))
+            + tuple(name_notes),
         )
         return SweepReport(tuple(final), summary)
     finally:
@@ -448,10 +450,16 @@ def _run_engines(
         raise failures[0]
 
 
-def _annotate(results: list[HostResult], options: SweepOptions, groups: list[Group], interrupted: bool):
+def _annotate(
+    results: list[HostResult], options: SweepOptions, groups: list[Group], interrupted: bool, notes: list[str]
+) -> list[HostResult]:
     """Names of live hosts, MACs of on-link ones the kernel resolved, vendors."""
     alive = [r.address for r in results if r.alive]
-    names = reverse_names(alive, options.name_timeout) if options.names and not interrupted and alive else {}
+    names: dict[str, str] = {}
+    if options.names and not interrupted and alive:
+        names, unanswered = reverse_names(alive, options.name_timeout)
+        if unanswered:
+            notes.append(names_note(unanswered, len(alive), options.name_timeout))
     if not names and not any(g.plan.link is not None for g in groups) and not any(r.mac for r in results):
         return results  # nothing on a link layer: no MACs to add (a loopback or routed sweep)
     macs: dict[str, str] = {}
@@ -482,16 +490,23 @@ def _annotate(results: list[HostResult], options: SweepOptions, groups: list[Gro
     return annotated
 
 
-def reverse_names(addresses: list[str], timeout: float) -> dict[str, str]:
+def reverse_names(addresses: list[str], timeout: float) -> tuple[dict[str, str], int]:
     """PTR names of live hosts, 64 lookups at a time, all under one deadline
-    of ``timeout``: a slow resolver costs at most that, never the sweep."""
+    of ``timeout``: a slow resolver costs at most that, never the sweep. The
+    names found, and how many lookups had no answer by then."""
     found: dict[str, str] = {}
-    deadline = time.monotonic() + timeout
-    lookups = iter_with_deadline(resolver.ptr_name, addresses, timeout, workers=64)
-    for address, name in lookups:
+    unanswered = 0
+    for address, name in iter_with_deadline(resolver.ptr_name, addresses, timeout, workers=64):
         if isinstance(name, str):
             found[address] = name
-        if time.monotonic() >= deadline:
-            lookups.close()
-            break
-    return found
+        elif isinstance(name, TimedOut):
+            unanswered += 1
+    return found, unanswered
+
+
+def names_note(unanswered: int, asked: int, timeout: float) -> str:
+    """Said when reverse names ran out of time: a missing name is then not 'no PTR'."""
+    return (
+        f"reverse names: {unanswered:,} of {asked:,} lookups had no answer within {timeout:g}s "
+        "(a slow resolver); those hosts are shown without a name, and -n skips names"
+    )
