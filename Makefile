@@ -16,16 +16,21 @@ $(INSTALLED): pyproject.toml | $(PY)
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
-# A short real run of the main job: a sweep of a loopback /24 with its map,
-# inside the lab when it can be built (half the hosts there are dead), and
-# there an ARP sweep of the lab's Ethernet segment (only inside the lab:
-# 198.18/15 is the lab's own there, and may be anything's outside it).
+# A short real run of the main job. Inside the lab (as root): a loopback /24
+# where half the hosts are dead, with its map, and an ARP sweep of the lab's
+# Ethernet segment (198.18/15 is the lab's own there, anyone's outside it).
+# Without the lab every loopback address answers, so the map would show
+# nothing: the demo shows loss and RTTs instead, with -n (no name is looked up
+# on the machine's resolver) and `dns` only for what /etc/hosts answers.
 demo: $(INSTALLED)
 	@$(NETLAB) --or-bare sh -c '\
-	  echo "\$$ netdiag sweep --alive --map 127.3.0.0/24"; $(NETDIAG) sweep --alive --map 127.3.0.0/24; \
 	  if [ -n "$$NETLAB_LAN_IFACE" ]; then \
+	    echo "\$$ netdiag sweep --alive --map 127.3.0.0/24"; $(NETDIAG) sweep --alive --map 127.3.0.0/24; \
 	    echo; echo "\$$ netdiag sweep -n 198.18.0.0/28 198.18.0.250-254 198.18.15.254"; \
-	    $(NETDIAG) sweep -n 198.18.0.0/28 198.18.0.250-254 198.18.15.254; fi; \
+	    $(NETDIAG) sweep -n 198.18.0.0/28 198.18.0.250-254 198.18.15.254; \
+	  else \
+	    echo "(no lab here: run as root for the half-alive map and the LAN sweep)"; \
+	    echo "\$$ netdiag sweep -n -c 3 -i 0.1 127.0.0.1 ::1"; $(NETDIAG) sweep -n -c 3 -i 0.1 127.0.0.1 ::1; fi; \
 	  echo; echo "\$$ netdiag service ssh 53/udp http"; $(NETDIAG) service ssh 53/udp http; \
 	  echo; echo "\$$ netdiag dns localhost 127.0.0.1"; $(NETDIAG) dns localhost 127.0.0.1; \
 	  exit 0'
