@@ -261,7 +261,7 @@ def service(
         if json_output:
             out.json({"services": [documents.service_entry_json(e) for e in entries]})
         else:
-            out.tabular(lambda: _render().service_list_table(entries), lambda: _columns().service_list_plain(entries))
+            out.tabular(lambda: _render().service_list_table(entries), _columns().service_list_rows(entries))
         return ExitStatus.OK if entries else ExitStatus.NEGATIVE
     if not queries:
         raise BadInput("give at least one service name or port, or --list")
@@ -270,9 +270,7 @@ def service(
         out.json(documents.service_answers_json(answers))
     else:
         if any(a.entries for a in answers):
-            out.tabular(
-                lambda: _render().service_answers_table(answers), lambda: _columns().service_answers_plain(answers)
-            )
+            out.tabular(lambda: _render().service_answers_table(answers), _columns().service_answers_rows(answers))
         for answer in answers:
             if answer.error:
                 out.error(answer.error)
@@ -316,7 +314,7 @@ def _show_dns(out: Output, answers: list, json_output: bool) -> None:
 
         out.json({"results": [documents.dns_answer_json(a) for a in answers]})
     else:
-        out.tabular(lambda: _render().dns_answers_table(answers), lambda: _columns().dns_answers_plain(answers))
+        out.tabular(lambda: _render().dns_answers_table(answers), _columns().dns_answers_rows(answers))
 
 
 @app.command(epilog=SWEEP_EPILOG)
@@ -494,7 +492,7 @@ class _sweep_progress:
 
 
 def _show_sweep(out: Output, report, parsed, *, alive: bool, show_map: bool, json_output: bool, jsonl: bool) -> None:
-    from netdiag import columns, documents, output
+    from netdiag import columns, documents
     from netdiag.targets import AddressBlock
     from netdiag.text import visible
 
@@ -508,14 +506,13 @@ def _show_sweep(out: Output, report, parsed, *, alive: bool, show_map: bool, jso
     shown = [r for r in report.results if r.alive or not alive]
     show_loss = any(r.sent > 1 for r in report.results)
     show_mac = any(r.mac for r in shown)
-    rich_table = bool(shown) and out.rich_tables and len(shown) <= output.RICH_TABLE_MAX_ROWS
     maps = [t for t in parsed if show_map and isinstance(t, AddressBlock) and t.size > 1]  # one host: no map
-    if rich_table or maps or out.stderr_is_terminal:
+    if maps or out.stderr_is_terminal:
         from netdiag import render  # rich: only when something is drawn with it
-    if rich_table:
-        out.table(render.sweep_table(shown, show_loss, show_mac))
-    elif shown:
-        out.text(columns.sweep_plain(shown, show_loss, show_mac))
+    if shown:
+        out.tabular(
+            lambda: _render().sweep_table(shown, show_loss, show_mac), columns.sweep_rows(shown, show_loss, show_mac)
+        )
     if maps:
         by_address = {r.address: r for r in report.results}
         for block in maps:

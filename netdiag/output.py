@@ -24,7 +24,10 @@ if TYPE_CHECKING:
     from rich.table import Table
     from rich.text import Text
 
+    from netdiag.columns import Rows
+
 PIPE_WIDTH = 250
+MIN_WIDTH = 20  # narrower than this is a broken COLUMNS, not a terminal
 RICH_TABLE_MAX_ROWS = 2000  # rich lays out ~3k rows a second: beyond this, plain columns even on a terminal
 WRITABLE_WAIT_S = 1.0
 # ensure_ascii: every value survives exactly for jq, and no raw control byte
@@ -47,14 +50,14 @@ class Output:
     # needs rich, and importing it costs start-up time.
     @functools.cached_property
     def out(self) -> Console:
-        console = _console(file=self.stdout, highlight=False)
+        console = _console(file=self.stdout, highlight=False, width=self.terminal_width)
         if not console.is_terminal:  # piped: never fold an address to fit 80 columns
             console = _console(file=self.stdout, highlight=False, width=PIPE_WIDTH)
         return console
 
     @functools.cached_property
     def err(self) -> Console:
-        return _console(file=self.stderr, highlight=False)
+        return _console(file=self.stderr, highlight=False, width=self.terminal_width)
 
     @property
     def interactive(self) -> bool:
@@ -97,14 +100,43 @@ class Output:
     def table(self, table: Table) -> None:
         self.out.print(table)
 
-    def tabular(self, rich: Callable[[], Table], plain: Callable[[], str], rows: int = 0) -> None:
+    def tabular(self, rich: Callable[[], Table], rows: Rows) -> None:
         """Rows for a person or for a program, decided here once for every
-        command: a boxed rich table on a terminal, plain aligned columns in a
-        pipe (and for more rows than anyone reads in a box)."""
-        if self.rich_tables and rows <= RICH_TABLE_MAX_ROWS:
-            self.table(rich())
-        else:
-            self.text(plain())
+        command: a boxed rich table on a terminal wide enough for every cell
+        unfolded; plain aligned columns in a pipe, for more rows than anyone
+        reads in a box, and on a narrow terminal, where the last column (the
+        names) is cut short so that no line wraps and no number is split."""
+        from netdiag.columns import plain_table
+
+        headers, cells = rows
+        if not self.rich_tables:
+            self.text(plain_table(headers, cells))
+            return
+        width = self.terminal_width
+        if len(cells) <= RICH_TABLE_MAX_ROWS:
+            from rich.measure import Measurement
+
+            table = rich()
+            unfolded = Measurement.get(self.out, self.out.options.update_width(1 << 20), table).maximum
+            if unfolded <= width:
+                self.table(table)
+                return
+        self.text(plain_table(headers, cells, width))
+
+    @functools.cached_property
+    def terminal_width(self) -> int:
+        """COLUMNS when it is a sensible number, else the terminal's own width,
+        else 80 (COLUMNS=0 once made rich print nothing at all)."""
+        try:
+            columns = int(os.environ.get("COLUMNS", ""))
+        except ValueError:
+            columns = 0
+        if columns >= MIN_WIDTH:
+            return columns
+        try:
+            return max(os.get_terminal_size(self.stdout.fileno()).columns, MIN_WIDTH)
+        except (OSError, ValueError, AttributeError):
+            return 80
 
     @property
     def rich_tables(self) -> bool:

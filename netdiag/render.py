@@ -33,9 +33,10 @@ def safe(text: str | None, style: str = "") -> Text:
 
 
 def new_table(*columns: str, title: str | None = None) -> Table:
+    """Drawn only where every cell fits unfolded (Output.tabular): nothing wraps."""
     table = Table(title=title, header_style="bold", title_justify="left")
     for column in columns:
-        table.add_column(column, overflow="fold")
+        table.add_column(column, no_wrap=True)
     return table
 
 
