@@ -378,6 +378,8 @@ def sweep(
             "--require", metavar="any|all|N", help="Exit 0 when this many hosts answer (N: at least N, like fping -x)."
         ),
     ] = "any",
+    ipv4: Annotated[bool, typer.Option("-4", "--ipv4", help="IPv4 only: host names resolve to IPv4.")] = False,
+    ipv6: Annotated[bool, typer.Option("-6", "--ipv6", help="IPv6 only: host names resolve to IPv6.")] = False,
 ) -> int:
     """Ping sweep: which hosts are up, their round-trip times and names."""
     from netdiag import targets as targets_module
@@ -404,6 +406,7 @@ def sweep(
         ports=tuple(ports) if ports else (80, 443),
         interface=interface,
         source=source,
+        ip_version=_ip_version(ipv4, ipv6, parsed),
     )
     options.validate()
     total = targets_module.count_addresses(parsed)
@@ -415,6 +418,21 @@ def sweep(
         return interrupts.exit_status()
     enough = report.summary.total if needed is None else needed
     return ExitStatus.OK if report.summary.up >= enough else ExitStatus.NEGATIVE
+
+
+def _ip_version(ipv4: bool, ipv6: bool, parsed: list) -> int | None:
+    """-4 or -6: names swept in that family only; an address of the other is refused."""
+    from netdiag.errors import BadInput
+    from netdiag.targets import AddressBlock
+
+    if ipv4 and ipv6:
+        raise BadInput("-4 and -6 exclude each other")
+    version = 4 if ipv4 else 6 if ipv6 else None
+    if version is not None:
+        for target in parsed:
+            if isinstance(target, AddressBlock) and target.version != version:
+                raise BadInput(f"-{version}: {target.source} is an IPv{target.version} target")
+    return version
 
 
 def _required(text: str) -> int | None:

@@ -416,3 +416,14 @@ def test_require_decides_the_exit_status_like_fping_x(require, status):
             result.stderr.decode().strip()
             == f"netdiag: --require must be any, all or a number of hosts, not {require!r}"
         )
+
+
+def test_names_with_both_families_are_swept_in_each_or_in_the_one_asked_for():
+    _, both, _ = sweep_json("web.lab.test")
+    _, four, _ = sweep_json("-4", "web.lab.test")
+    _, six, _ = sweep_json("-6", "web.lab.test")
+    assert (alive_set(both), alive_set(four), alive_set(six)) == (
+        {"127.1.0.10", "fd00:1ab:1::10"}, {"127.1.0.10"}, {"fd00:1ab:1::10"}
+    )  # fmt: skip
+    refused = run_netdiag("sweep", "-6", "127.0.0.1")
+    assert refused.returncode == 2 and refused.stderr.decode().strip() == "netdiag: -6: 127.0.0.1 is an IPv4 target"

@@ -32,6 +32,7 @@ class SweepOptions:
     ports: tuple[int, ...] = (80, 443)
     source: str | None = None  # -S
     interface: str | None = None  # -I
+    ip_version: int | None = None  # -4 / -6: host names resolve to this family only
     vendors: bool = True  # look MAC vendors up (only where a MAC is shown)
     probe_config: probes.ProbeConfig = field(init=False)
 

@@ -275,8 +275,9 @@ def run_sweep(
     options.validate()
     start = time.monotonic()
     stop = stop or threading.Event()
-    # With -S, a name's addresses of the source's family (fping and ping -I do the same)
-    family = {None: socket.AF_UNSPEC, 4: socket.AF_INET, 6: socket.AF_INET6}[_version(options.source)]
+    # -4/-6, or -S: a name's addresses of that family only (fping and ping -I do the same)
+    version = options.ip_version or _version(options.source)
+    family = {None: socket.AF_UNSPEC, 4: socket.AF_INET, 6: socket.AF_INET6}[version]
     names = call_soon(resolve_names, targets, options.name_timeout, family) if _has_names(targets) else None
     results: list[tuple[tuple[int, int], HostResult]] = []
     lock = threading.Lock()  # engines side by side emit from their own threads
