@@ -14,6 +14,14 @@ client (or one address) from hurting everyone else:
   descriptor kept in reserve and closed) and the listening socket is left
   alone for ACCEPT_PAUSE, instead of failing accept() in a tight loop.
 
+In ``show`` mode what clients send is handed out in ``data`` events (text
+lines, or raw chunks for a hex dump), to be printed by another thread. The
+bytes of those events count as owed to their client until the events are
+gone (written, or dropped by whoever handles them): a client with HIGH_WATER
+bytes or SHOW_EVENTS events not yet printed is not read from, and they count
+towards BUFFER_BUDGET. A slow reader of the output slows the clients it has
+not caught up with, never the loop.
+
 Lookups (``lookup`` mode) run on a few daemon threads and come back through a
 socketpair, so a slow resolver never stalls the loop. The threads take one
 query per client in turn, a client may have at most MAX_PENDING unanswered,
@@ -31,6 +39,7 @@ import selectors
 import socket
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,10 +47,11 @@ from dataclasses import dataclass, field
 from netdiag import outcomes
 from netdiag.errors import BadInput, CannotRun, NetdiagError
 from netdiag.limits import raise_descriptor_limit
+from netdiag.telnet.screen import hexdump, whole_characters
 from netdiag.text import visible
 from netdiag.workers import spawn
 
-MODES = ("echo", "discard", "banner", "lookup")
+MODES = ("echo", "discard", "banner", "lookup", "show")
 READ_SIZE = 256 * 1024
 SMALL_READ = 16 * 1024  # lookup lines are short; and the most a client owed nothing reads over the budget
 HIGH_WATER = 1024 * 1024  # per-client output buffered before reading from it pauses
@@ -50,6 +60,10 @@ BUFFER_BUDGET = 64 * 1024 * 1024  # all clients together: over it, only clients 
 MAX_LINE = 4096  # lookup mode: longest request line
 MAX_PENDING = 64  # lookup mode: unanswered queries per client before reading from it pauses
 LOOKUP_THREADS = 16
+SHOW_READ = 64 * 1024  # show mode: the most one data event holds from one read
+SHOW_LINE = MAX_LINE  # show mode: a line longer than this is shown in pieces of this size
+SHOW_IDLE = 0.5  # show mode: seconds before a line without its newline yet is shown as it is
+SHOW_EVENTS = 1024  # show mode: data events of one client not yet printed before reading from it pauses
 ACCEPT_PAUSE = 0.5  # seconds the listening socket is left alone after running out of descriptors
 REFUSAL_BURST_GAP = 10.0  # refusals for lack of descriptors closer together than this: one burst, one log line
 MAX_CLIENTS = 1_000_000
@@ -68,10 +82,13 @@ class ListenOptions:
     idle_timeout: float | None = 300.0
     first_data_timeout: float | None = 20.0
     lookup_timeout: float = 3.0
+    hexdump: bool = False  # show mode: data as a hex dump, not as text lines
 
     def validate(self) -> None:
         if self.mode not in MODES:
             raise BadInput(f"--mode must be one of {', '.join(MODES)}, not {self.mode!r}")
+        if self.hexdump and self.mode != "show":
+            raise BadInput("--hexdump goes with --mode show")
         if self.mode == "banner" and not self.banner:
             raise BadInput("--mode banner needs --banner TEXT")
         self.banner_bytes()
@@ -114,11 +131,15 @@ class ClientStats:
 
 @dataclass(frozen=True)
 class Event:
-    kind: str  # "listening", "open", "close", "refused"
+    kind: str  # "listening", "open", "data", "close", "refused"
     address: str
     port: int = 0
     stats: ClientStats | None = None
     detail: str = ""
+    # data: what the client sent (text mode: whole lines, or a line's piece
+    # shown early), and where it starts in its stream
+    data: bytes = b""
+    offset: int = 0
 
 
 @dataclass
@@ -213,12 +234,14 @@ def lookup_row(query: str, resolve: Callable[[str], object]) -> str:
 class _Client:
     __slots__ = (
         "answers", "closing", "counted", "events", "heard", "held", "lines", "next_seq", "open", "out",
-        "paused", "queries", "seen", "sent_seq", "sock", "source", "stalled", "stats", "waiting",
+        "partial", "partial_at", "paused", "port", "queries", "seen", "sent_seq", "showing", "shown",
+        "shown_events", "sock", "source", "stalled", "stats", "waiting",
     )  # fmt: skip
 
-    def __init__(self, sock: socket.socket, peer: str) -> None:
+    def __init__(self, sock: socket.socket, peer: str, port: int) -> None:
         self.sock = sock
         self.source = peer
+        self.port = port
         self.out = bytearray()
         self.open = True
         self.paused = False  # not read from while its output backs up
@@ -237,6 +260,12 @@ class _Client:
         self.held = 0  # bytes in queries and answers
         self.waiting = False  # in the lookup round
         self.stalled = False  # complete lines left unparsed: at its MAX_PENDING
+        # show mode
+        self.partial: bytearray | None = None  # text: the line not yet ended
+        self.partial_at = 0.0  # when the partial line last grew
+        self.shown = 0  # bytes handed out in data events
+        self.showing = 0  # of those, bytes in events not yet gone
+        self.shown_events = 0  # events not yet gone
 
     @property
     def pending(self) -> int:
@@ -257,6 +286,9 @@ class Listener:
         self.clients: dict[int, _Client] = {}
         self.stop = threading.Event()
         self.buffered = 0  # bytes held for all clients together
+        self.showing = 0  # bytes in data events not yet gone (their clients may be gone already)
+        self._released: queue.SimpleQueue = queue.SimpleQueue()  # (client, bytes) of data events gone
+        self._partials: set[_Client] = set()  # show mode: clients with a line not yet ended
         self._banner = options.banner_bytes() + b"\r\n"
         self._over_budget = False
         self._recheck_all = False
@@ -264,6 +296,7 @@ class Listener:
         self._accept_paused_until: float | None = None
         self._last_lack = -REFUSAL_BURST_GAP  # when accept() last failed for lack of descriptors
         self._next_check = 0.0
+        self._next_flush = 0.0
         self._read_buffer = memoryview(bytearray(READ_SIZE))
         self._lookups: queue.SimpleQueue = queue.SimpleQueue()
         self._answers: queue.SimpleQueue = queue.SimpleQueue()
@@ -334,6 +367,7 @@ class Listener:
                         self._accept()
                     elif key.data == "wake":
                         self._deliver_answers()
+                        self._take_released()
                     else:
                         self._service(key.data, mask)
                 self._dispatch()  # queries parsed in this round go to the threads
@@ -374,6 +408,8 @@ class Listener:
             wake = min(_CHECK_EVERY, min(timeouts) / 4)
         if self._accept_paused_until is not None:
             wake = min(wake, self._accept_paused_until - time.monotonic())
+        if self._partials:
+            wake = min(wake, SHOW_IDLE / 4)
         return max(wake, 0.01)
 
     def _check_timers(self) -> None:
@@ -381,6 +417,13 @@ class Listener:
         if self._accept_paused_until is not None and now >= self._accept_paused_until:
             self._accept_paused_until = None
             self.selector.register(self.sock, selectors.EVENT_READ, "accept")
+        if self._partials and now >= self._next_flush:  # not after every event either
+            self._next_flush = now + SHOW_IDLE / 4
+            for client in self._partials.copy():
+                # Only a client being read can be idle: one held back is not, its line waits.
+                if now - client.partial_at >= SHOW_IDLE and client.events & selectors.EVENT_READ:
+                    self._show_partial(client)
+                    self._update(client)
         if now >= self._next_check:  # not after every event: this walks every client
             self._next_check = now + min(_CHECK_EVERY, self._next_wake())
             self._expire(now)
@@ -398,7 +441,7 @@ class Listener:
                     self._refuse_for_lack_of_descriptors(exc)
                     return
                 continue  # ECONNABORTED and the like: that connection is gone, take the next
-            peer = address[0]
+            peer, port = address[:2]
             if len(self.clients) >= self.options.max_clients:
                 self._refuse(sock, address, "--max-clients reached")
                 continue
@@ -406,14 +449,16 @@ class Listener:
                 self._refuse(sock, address, "--max-per-source reached")
                 continue
             sock.setblocking(False)
-            client = _Client(sock, peer)
+            client = _Client(sock, peer, port)
             self.clients[sock.fileno()] = client
             self._per_source[peer] = self._per_source.get(peer, 0) + 1
             self.summary.connections += 1
             self.summary.peak_clients = max(self.summary.peak_clients, len(self.clients))
-            self.on_event(Event("open", peer, address[1], client.stats))
+            self.on_event(Event("open", peer, port, client.stats))
             if self.options.mode == "lookup":
                 client.lines = LineSplitter()
+            elif self.options.mode == "show" and not self.options.hexdump:
+                client.partial = bytearray()
             elif self.options.mode == "banner":
                 client.out += self._banner
                 client.closing = True
@@ -477,7 +522,7 @@ class Listener:
         if mode == "lookup" and (client.stalled or client.pending >= MAX_PENDING):
             return False
         # Over the budget, a client owed something waits; one that keeps up goes on.
-        return not (self._over_budget and (client.out or client.pending))
+        return not (self._over_budget and (client.out or client.pending or client.showing))
 
     def _write_or_drop(self, client: _Client) -> bool:
         """Send what is owed; a client whose socket fails is closed (False)."""
@@ -490,7 +535,10 @@ class Listener:
 
     def _read(self, client: _Client) -> None:
         mode = self.options.mode
-        size = SMALL_READ if mode == "lookup" or (self._over_budget and mode == "echo") else READ_SIZE
+        if mode == "lookup" or (self._over_budget and mode in ("echo", "show")):
+            size = SMALL_READ
+        else:
+            size = SHOW_READ if mode == "show" else READ_SIZE
         try:
             count = client.sock.recv_into(self._read_buffer, size)
         except BlockingIOError:
@@ -516,6 +564,9 @@ class Listener:
             client.lines.feed(data)
             self._take_lines(client)
             self._write(client)  # rows for bad lines may be due already
+        elif mode == "show":
+            client.heard = True
+            self._show(client, data)
         else:
             client.heard = True
 
@@ -536,11 +587,14 @@ class Listener:
         if not client.open:
             return
         self._account(client)
-        if len(client.out) >= HIGH_WATER:
-            client.paused = True  # it is not reading: stop reading from it
-        elif client.paused and len(client.out) <= LOW_WATER:
+        owed = len(client.out) + client.showing  # not yet read by it, or not yet printed
+        if owed >= HIGH_WATER or client.shown_events >= SHOW_EVENTS:
+            client.paused = True  # it is not reading, or the output is not: stop reading from it
+        elif client.paused and owed <= LOW_WATER and client.shown_events <= SHOW_EVENTS // 4:
             client.paused = False
         events = (selectors.EVENT_READ if self._may_read(client) else 0) | (selectors.EVENT_WRITE if client.out else 0)
+        if client.partial and events & ~client.events & selectors.EVENT_READ:
+            client.partial_at = time.monotonic()  # read again after a pause: its line's idle time starts now
         if events == client.events:
             return  # unchanged: no epoll_ctl for every read and write
         if not events:  # held back, or half-closed and waiting for a lookup answer
@@ -553,14 +607,15 @@ class Listener:
 
     def _account(self, client: _Client) -> None:
         size = len(client.out) + client.held + (len(client.lines) if client.lines is not None else 0)
+        size += len(client.partial) if client.partial is not None else 0
         self.buffered += size - client.counted
         client.counted = size
-        if not self._over_budget and self.buffered > BUFFER_BUDGET:
+        if not self._over_budget and self.buffered + self.showing > BUFFER_BUDGET:
             self._over_budget = True  # takes effect at once; the others are told after this round
             self._recheck_all = True
 
     def _check_budget(self) -> None:
-        if self._over_budget and self.buffered <= BUFFER_BUDGET * 3 // 4:
+        if self._over_budget and self.buffered + self.showing <= BUFFER_BUDGET * 3 // 4:
             self._over_budget = False
             self._recheck_all = True
         if self._recheck_all:
@@ -571,6 +626,9 @@ class Listener:
     def _close(self, client: _Client, reason: str) -> None:
         if not client.open:
             return
+        if client.partial:  # the last line, without its newline: shown before the close
+            self._show_partial(client, final=True)
+        self._partials.discard(client)
         client.open = False
         del self.clients[client.sock.fileno()]
         left = self._per_source[client.source] - 1
@@ -586,7 +644,7 @@ class Listener:
         client.sock.close()
         client.stats.closed = time.monotonic()
         client.stats.reason = reason
-        self.on_event(Event("close", client.stats.peer, 0, client.stats))
+        self.on_event(Event("close", client.source, client.port, client.stats))
 
     def _expire(self, now: float) -> None:
         idle, first = self.options.idle_timeout, self.options.first_data_timeout
@@ -596,6 +654,74 @@ class Listener:
                 self._close(client, f"{silent} in {first:g}s")
             elif idle and now - client.seen >= idle:
                 self._close(client, f"idle for {idle:g}s")
+
+    # --- show mode ------------------------------------------------------------------
+
+    def _show(self, client: _Client, data: memoryview) -> None:
+        """Hand out what a client sent: a hex dump shows every read as it
+        comes; text goes out in whole lines, and a line not yet ended waits
+        (at most SHOW_LINE bytes of it, and SHOW_IDLE seconds)."""
+        partial = client.partial
+        if partial is None:
+            self._hand_out(client, bytes(data))
+            return
+        partial += data
+        end = partial.rfind(b"\n") + 1
+        if end:
+            self._hand_out(client, bytes(partial[:end]))
+            del partial[:end]
+        while len(partial) > SHOW_LINE:  # a line too long to wait for: shown in pieces
+            cut = whole_characters(partial[:SHOW_LINE]) or SHOW_LINE
+            self._hand_out(client, bytes(partial[:cut]))
+            del partial[:cut]
+        if partial:
+            client.partial_at = time.monotonic()
+            self._partials.add(client)
+        else:
+            self._partials.discard(client)
+
+    def _show_partial(self, client: _Client, final: bool = False) -> None:
+        """Show the line a client has not ended yet, as it is: at its close, or
+        after SHOW_IDLE without more of it. Before that, an unfinished UTF-8
+        character waits for the rest of it."""
+        partial = client.partial
+        cut = len(partial) if final else whole_characters(partial)
+        if cut:
+            self._hand_out(client, bytes(partial[:cut]))
+            del partial[:cut]
+        self._partials.discard(client)  # what is left (part of a character) waits for more, or the close
+
+    def _hand_out(self, client: _Client, data: bytes) -> None:
+        """One data event. Its bytes are owed to the client until the event is
+        gone (the weakref finalizer tells the loop, from whichever thread)."""
+        event = Event("data", client.source, client.port, data=data, offset=client.shown)
+        client.shown += len(data)
+        client.showing += len(data)
+        client.shown_events += 1
+        self.showing += len(data)
+        weakref.finalize(event, self._release, client, len(data)).atexit = False
+        self.on_event(event)
+
+    def _release(self, client: _Client, size: int) -> None:
+        self._released.put((client, size))
+        with contextlib.suppress(OSError):  # closed (the server stopped), or full: the loop is awake anyway
+            self._wake_write.send(b"!")
+
+    def _take_released(self) -> None:
+        """Data events gone: what was owed to their clients is paid."""
+        touched = {}
+        while True:
+            try:
+                client, size = self._released.get_nowait()
+            except queue.Empty:
+                break
+            self.showing -= size
+            client.showing -= size
+            client.shown_events -= 1
+            if client.open:
+                touched[id(client)] = client
+        for client in touched.values():
+            self._update(client)
 
     # --- lookup mode ----------------------------------------------------------------
 
@@ -726,3 +852,70 @@ def format_answer(answer) -> str:
         return f"{answer.query}: {' '.join(answer.addresses)}"
     confirmed = "confirmed" if answer.confirmed else "NOT confirmed"
     return f"{answer.query}: {answer.ptr} ({confirmed})"
+
+
+# --- what the log and show mode print (pure: events in, safe text out) -------------
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 connection``, ``2 connections``, ``1,024 bytes``."""
+    return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
+
+
+def client_tag(address: str, port: int) -> str:
+    """``127.0.0.1:40312``, ``[::1]:40312``."""
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+def data_lines(data: bytes) -> list[str]:
+    """A data event's text, cut after each LF, each piece with its line end
+    (the last one may have none: a line shown before its end), decoded as
+    UTF-8 (other bytes as ``\\xNN``). Not yet made visible."""
+    pieces = data.decode("utf-8", "backslashreplace").split("\n")
+    lines = [piece + "\n" for piece in pieces[:-1]]
+    if pieces[-1]:
+        lines.append(pieces[-1])
+    return lines
+
+
+def data_text(event: Event, as_hex: bool = False) -> str:
+    """What show mode prints for a data event: ``127.0.0.1:40312> GET / HTTP/1.1``
+    for each line (without its LF or CR LF; every other control character as
+    an escape), or hex dump lines (``127.0.0.1:40312> 00000000  47 45 54 ...``)."""
+    tag = client_tag(event.address, event.port)
+    if as_hex:
+        return hexdump(event.data, tag + ">", event.offset)
+    rows = []
+    for line in data_lines(event.data):
+        text = line.removesuffix("\n").removesuffix("\r") if line.endswith("\n") else line
+        rows.append(f"{tag}> {visible(text)}\n")
+    return "".join(rows)
+
+
+def data_records(event: Event, as_hex: bool = False) -> list[dict]:
+    """JSON records for a data event: one per line, ``data`` the visible text
+    of the line with its line end (``GET / HTTP/1.1\\r\\n``; none: the line
+    was shown before its end); with ``as_hex``, one per read, ``hex`` its bytes
+    and ``offset`` where they start in what the client sent."""
+    head = {"event": "data", "address": event.address, "port": event.port}
+    if as_hex:
+        return [{**head, "offset": event.offset, "hex": event.data.hex()}]
+    return [{**head, "data": visible(line)} for line in data_lines(event.data)]
+
+
+def close_text(event: Event) -> str:
+    """``- 127.0.0.1 port 40312 closed (client closed): 4 bytes in, 4 out, 0.009s``"""
+    s = event.stats
+    return (
+        f"- {event.address} port {event.port} closed ({s.reason}): "
+        f"{plural(s.received, 'byte')} in, {s.sent:,} out, {s.duration_s:.3f}s"
+    )
+
+
+def summary_text(summary: Summary, elapsed: float) -> str:
+    """``served 1 connection (0 refused, peak 1 at once); 6 bytes in, 6 out in 4.1s``"""
+    return (
+        f"served {plural(summary.connections, 'connection')} ({summary.refused:,} refused, peak "
+        f"{summary.peak_clients:,} at once); {plural(summary.received, 'byte')} in, {summary.sent:,} out "
+        f"in {elapsed:.1f}s"
+    )

@@ -17,6 +17,7 @@ import pexpect
 import pytest
 
 from netdiag.telnet.protocol import DM, DO, ECHO, IAC, SB, SE, TTYPE, WILL
+from netdiag.telnet.screen import transcript
 from tests.lab import netdiag_command, run_netdiag
 from tests.lab.servers import listener, read_all, scripted_server
 
@@ -218,8 +219,79 @@ def test_hexdump_shows_both_directions(tmp_path):
     lines = result.stdout.decode().splitlines()
     assert "> 00000000  68 69 0a" in lines[0] and lines[0].endswith("|hi.|")
     assert "< 00000000  68 69 0a" in lines[1]
-    transcript = log.read_text()
-    assert "> 3 b'hi\\n'" in transcript and "< 3 b'hi\\n'" in transcript
+    transcript = log.read_text().splitlines()
+    assert re.fullmatch(r"\+0\.\d{3}s > hi\\n", transcript[1]), transcript
+    assert re.fullmatch(r"\+0\.\d{3}s < hi\\n", transcript[2]), transcript
+
+
+def test_the_log_is_a_readable_transcript(tmp_path):
+    """Text as visible text, a line each, with its line end escaped; telnet
+    negotiation and binary as hex dump lines; a header and an end line."""
+
+    def logged(text: str) -> None:  # one chunk at a time: wait until the client has logged the last
+        deadline = time.monotonic() + 10
+        while text not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.01)
+
+    def smtp_like(conn, received):
+        conn.sendall(b"220 lab.test ESMTP\r\n")
+        conn.settimeout(5)
+        while b"QUIT" not in received:
+            received.extend(conn.recv(100))
+        conn.sendall(bytes([IAC, WILL, ECHO]) + b"\x00\x01\x02binary")
+        logged("|......binary|")
+        conn.sendall(b"\x1b[31m221 bye\x1b[0m\r\n")
+
+    log = tmp_path / "session.log"
+    log.write_text("# an earlier session\n")
+    with scripted_server(smtp_like) as (port, received, done):
+        client = subprocess.Popen(
+            netdiag_command("telnet", "--raw", "--log", str(log), "127.0.0.1", str(port)),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        logged("ESMTP")
+        client.stdin.write(b"EHLO lab\r\nMAIL FROM:<a@lab.test>\r\nQUIT\r\n")
+        client.stdin.flush()
+        assert done.wait(10)
+        client.stdin.close()
+        assert client.wait(10) == 0
+    lines = log.read_text().splitlines()
+    stamp = r"\+\d+\.\d{3}s"
+    expected = [
+        r"# an earlier session",  # appended to, not overwritten
+        rf"# connected to 127\.0\.0\.1 \(127\.0\.0\.1\) port {port}, \d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{{4}}",
+        rf"{stamp} < 220 lab\.test ESMTP\\r\\n",
+        rf"{stamp} > EHLO lab\\r\\n",
+        rf"{stamp} > MAIL FROM:<a@lab\.test>\\r\\n",
+        rf"{stamp} > QUIT\\r\\n",
+        rf"{stamp} < 00000014  ff fb 01 00 01 02 62 69 6e 61 72 79 {' ' * 11}  \|\.\.\.\.\.\.binary\|",
+        rf"{stamp} < \\e\[31m221 bye\\e\[0m\\r\\n",
+        rf"# {stamp} ended \(remote close\): 40 bytes sent, 50 received",
+    ]
+    assert len(lines) == len(expected), lines
+    for line, pattern in zip(lines, expected, strict=True):
+        assert re.fullmatch(pattern, line), (line, pattern)
+    assert bytes(received) == b"EHLO lab\r\nMAIL FROM:<a@lab.test>\r\nQUIT\r\n"
+    times = [float(line.split("s ", 1)[0].lstrip("# +")) for line in lines[2:]]
+    assert times == sorted(times)
+
+
+@pytest.mark.parametrize(
+    ("data", "logged"),
+    [
+        (b"hi\n", "+1.500s > hi\\n\n"),
+        (b"one\r\ntwo\r\nrest", "+1.500s > one\\r\\n\n+1.500s > two\\r\\n\n+1.500s > rest\n"),
+        (b"\x1b]0;pwned\x07\tcaf\xc3\xa9 \xe2\x80\xae", "+1.500s > \\e]0;pwned\\x07\\tcafé \\u202e\n"),
+        ("é".encode()[1:] + b" cut at both ends " + "é".encode()[:1], "+1.500s > \\xa9 cut at both ends \\xc3\n"),
+        (b"\r\x00", "+1.500s > 00000040  0d 00" + " " * 44 + "|..|\n"),  # mostly control characters
+        (bytes([IAC, DO, ECHO]), "+1.500s > 00000040  ff fd 01" + " " * 41 + "|...|\n"),  # not UTF-8
+    ],
+    ids=["line", "lines", "escapes", "cut-character", "controls", "binary"],
+)
+def test_transcript_lines(data, logged):
+    assert transcript(data, "+1.500s >", 0x40) == logged
 
 
 def test_idle_timeout_closes_a_silent_session():

@@ -24,7 +24,8 @@ from typing import BinaryIO, Protocol
 from netdiag.errors import ConnectError
 from netdiag.telnet.connection import Connection, TlsStream
 from netdiag.telnet.protocol import COMMANDS, ECHO, TelnetProtocol, escape
-from netdiag.telnet.screen import SafeText, hexdump
+from netdiag.telnet.screen import SafeText, hexdump, transcript
+from netdiag.text import visible
 
 READ_SIZE = 256 * 1024
 HIGH_WATER = 4 * 1024 * 1024  # stop reading input while this much waits for the socket
@@ -146,6 +147,7 @@ class Session:
         self._zero_copy = False
         self._socket_full = False
         self._offsets = {"<": 0, ">": 0}
+        self._logged = {"<": 0, ">": 0}  # bytes in the transcript each way
         self._window_changed = False
         self._close_notify_sent = False
         self._at_prompt = False
@@ -172,6 +174,8 @@ class Session:
             self._zero_copy = self._passes_bytes_through() and hasattr(os, "sendfile")
         previous_handlers: dict[int, object] = {}
         error = None
+        if self.options.log is not None:
+            self._log_line(f"# {self._log_header()}")
         try:
             if self.terminal is not None:
                 previous_handlers = self._handle_signals()
@@ -210,7 +214,13 @@ class Session:
             if self.screen is not None:
                 self._write_output(self.screen.flush().encode())
             self.sock.close()
-        return SessionResult(self.sent, self.received, self.clock() - self.started, self.ended_by or "quit", error)
+        result = SessionResult(self.sent, self.received, self.clock() - self.started, self.ended_by or "quit", error)
+        ended = result.ended_by + (f": {result.error}" if result.error else "")
+        self._log_line(
+            f"# +{result.duration_s:.3f}s ended ({visible(ended)}): "
+            f"{result.sent:,} bytes sent, {result.received:,} received"
+        )
+        return result
 
     def _wait(self) -> float | None:
         timeouts = []
@@ -553,10 +563,26 @@ class Session:
         return offset
 
     def _log(self, direction: str, data: bytes) -> None:
+        """One chunk in the transcript: ``+0.012s < 220 ready\\r\\n``, or hex
+        dump lines when it is not text (see screen.transcript)."""
         if self.options.log is not None:
             elapsed = self.clock() - self.started
-            self.options.log.write(f"+{elapsed:.3f}s {direction} {len(data)} {data!r}\n".encode())
+            offset = self._logged[direction]
+            self._logged[direction] += len(data)
+            self.options.log.write(transcript(data, f"+{elapsed:.3f}s {direction}", offset).encode())
             self.options.log.flush()
+
+    def _log_line(self, line: str) -> None:
+        if self.options.log is not None:
+            self.options.log.write(f"{line}\n".encode())
+            self.options.log.flush()
+
+    def _log_header(self) -> str:
+        """``connected to web.lab.test (127.1.0.10) port 25, 2025-06-01 12:00:00 +0200``"""
+        c = self.connection
+        tls = f", {c.tls.version}" if c.tls else ""
+        started = time.strftime("%Y-%m-%d %H:%M:%S %z")
+        return f"connected to {visible(c.host)} ({c.address}) port {c.port}{tls}, {started}"
 
     def _on_window_change(self, signum, frame) -> None:
         self._window_changed = True
