@@ -380,6 +380,9 @@ def sweep(
     ] = "any",
     ipv4: Annotated[bool, typer.Option("-4", "--ipv4", help="IPv4 only: host names resolve to IPv4.")] = False,
     ipv6: Annotated[bool, typer.Option("-6", "--ipv6", help="IPv6 only: host names resolve to IPv6.")] = False,
+    watch: Annotated[
+        bool, typer.Option("--watch", help="Probe every host again every -i seconds (default 1), live, until Ctrl-C.")
+    ] = False,
 ) -> int:
     """Ping sweep: which hosts are up, their round-trip times and names."""
     from netdiag import targets as targets_module
@@ -409,6 +412,12 @@ def sweep(
         ip_version=_ip_version(ipv4, ipv6, parsed),
     )
     options.validate()
+    if watch:  # rounds until a signal; -i is the time between rounds there (netdiag/views/watch.py)
+        from netdiag.views.watch import watch_sweep
+
+        period = None if ctx.get_parameter_source("interval").name == "DEFAULT" else interval
+        return watch_sweep(out, parsed, options, period, json_output=json_output, jsonl=jsonl, alive=alive,
+                           show_map=show_map)  # fmt: skip
     total = targets_module.count_addresses(parsed)
     on_result = _stream_jsonl(out, alive) if jsonl else None
     with _sweep_progress(out, total) as progress:

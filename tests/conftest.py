@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import signal
 import socket
 from dataclasses import dataclass
 
@@ -13,6 +14,12 @@ from netdiag.output import Output
 from tests.lab import inside_the_lab
 
 NOT_LAB = inside_the_lab()
+
+# A background job of a non-interactive shell starts with SIGINT ignored, and
+# children inherit that: the tests that interrupt netdiag with SIGINT would wait
+# in vain. A handler here is not inherited; the children get the default back.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_collection_modifyitems(config, items):
