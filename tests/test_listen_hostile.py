@@ -17,6 +17,7 @@ import pytest
 
 from netdiag.limits import raise_descriptor_limit
 from tests.lab import netdiag_command
+from tests.lab.servers import fill_from
 
 pytestmark = pytest.mark.timeout(60)
 MB = 1024 * 1024
@@ -163,20 +164,6 @@ def test_a_client_flooding_lookups_without_reading_is_held_to_its_share():
         hog.close()
         listen.stop()
     assert peak - baseline < 16  # a 1 MiB output buffer and 64 queries, not millions
-
-
-def fill_from(sock: socket.socket, data: bytes, seconds: float) -> int:
-    """Send ``data`` until the peer stops taking it for a second (or time is up)."""
-    sock.setblocking(False)
-    view, sent = memoryview(data), 0
-    deadline, quiet_since = time.monotonic() + seconds, time.monotonic()
-    while sent < len(data) and time.monotonic() < deadline and time.monotonic() - quiet_since < 1:
-        try:
-            sent += sock.send(view[sent : sent + 65536])
-            quiet_since = time.monotonic()
-        except BlockingIOError:
-            time.sleep(0.01)
-    return sent
 
 
 def test_slow_connections_from_one_address_cannot_lock_others_out():

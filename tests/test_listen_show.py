@@ -30,6 +30,7 @@ from netdiag.listen import (
 )
 from netdiag.telnet.screen import whole_characters
 from tests.lab import netdiag_command
+from tests.lab.servers import fill_from
 
 pytestmark = pytest.mark.timeout(60)
 MB = 1024 * 1024
@@ -206,20 +207,6 @@ def test_output_nobody_prints_holds_the_client_back_and_costs_no_more_memory():
         printer.join(30)
         assert not printer.is_alive()
     assert bytes(received) == payload
-
-
-def fill_from(sock: socket.socket, payload: bytes, seconds: float) -> int:
-    """Send until the peer takes nothing for a second (or time is up)."""
-    sock.setblocking(False)
-    view, sent = memoryview(payload), 0
-    deadline, quiet_since = time.monotonic() + seconds, time.monotonic()
-    while sent < len(payload) and time.monotonic() < deadline and time.monotonic() - quiet_since < 1:
-        try:
-            sent += sock.send(view[sent : sent + 65536])
-            quiet_since = time.monotonic()
-        except BlockingIOError:
-            time.sleep(0.01)
-    return sent
 
 
 def test_an_ipv6_client_is_shown_with_its_address_and_port():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import ssl
 import threading
+import time
 from contextlib import contextmanager
 
 from netdiag.listen import Listener, ListenOptions
@@ -57,3 +58,17 @@ def read_all(conn, received) -> None:
     conn.settimeout(10)
     while data := conn.recv(65536):
         received.extend(data)
+
+
+def fill_from(sock: socket.socket, data: bytes, seconds: float) -> int:
+    """Send ``data`` until the peer stops taking it for a second (or time is up)."""
+    sock.setblocking(False)
+    view, sent = memoryview(data), 0
+    deadline, quiet_since = time.monotonic() + seconds, time.monotonic()
+    while sent < len(data) and time.monotonic() < deadline and time.monotonic() - quiet_since < 1:
+        try:
+            sent += sock.send(view[sent : sent + 65536])
+            quiet_since = time.monotonic()
+        except BlockingIOError:
+            time.sleep(0.01)
+    return sent
