@@ -103,6 +103,28 @@ DNS_EPILOG = _epilog(
     ],
 )
 
+TELNET_EPILOG = _epilog(
+    [
+        "netdiag telnet mail.example.org smtp --crlf",
+        "printf 'HEAD / HTTP/1.0\\r\\n\\r\\n' | netdiag telnet --tls example.org https",
+    ],
+    [
+        "0  the session ended normally",
+        "1  refused, timed out, unresolvable, unreachable, a TLS failure, the idle timeout",
+        "2  bad host, port or --sni",
+        "128+N  ended by signal N (the terminal is restored)",
+    ],
+)
+LISTEN_EPILOG = _epilog(
+    ["netdiag listen 8080 --mode show", "netdiag listen 0 --mode lookup --json"],
+    [
+        "0  stopped by SIGTERM (the summary printed)",
+        "1  cannot bind (in use, not permitted)",
+        "2  bad options",
+        "3  cannot listen at all (no socket, no descriptor)",
+        "130  Ctrl-C (the summary printed)",
+    ],
+)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 TimeoutOption = Annotated[
@@ -171,8 +193,15 @@ def _click_style_usage(command: Any) -> Any:
     click, man pages and every other tool write ``TARGET...``."""
     for sub in getattr(command, "commands", {}).values():
         for param in sub.params:
-            if isinstance(param, typer.core.TyperArgument) and param.metavar:
-                param.make_metavar = lambda ctx=None, *, usage=False, _shown=param.metavar: _shown
+            if isinstance(param, typer.core.TyperArgument):
+                shown = param.metavar or (param.name or "").upper() + ("..." if param.nargs != 1 else "")
+                if not param.required:
+                    shown = f"[{shown}]"
+                param.make_metavar = lambda ctx=None, *, usage=False, _shown=shown: _shown
+            elif param.metavar is None and not getattr(param, "is_flag", False):
+                # click's words, not Typer's <int>: N, SECONDS (every float option is a time), NAME
+                kind = getattr(param.type, "name", "")
+                param.metavar = {"int": "N", "float": "SECONDS"}.get(kind, (param.name or "value").upper())
     return command
 
 
@@ -555,7 +584,7 @@ def _show_sweep(out: Output, report, parsed, *, alive: bool, show_map: bool, jso
         out.warn(visible(note))
 
 
-@app.command()
+@app.command(epilog=TELNET_EPILOG)
 def telnet(
     ctx: typer.Context,
     host: Annotated[str, typer.Argument(help="Host name or address ([v6] allowed).", show_default=False)],
@@ -570,20 +599,27 @@ def telnet(
     char: Annotated[bool, typer.Option("--char", help="Character mode from the start.")] = False,
     crlf: Annotated[bool, typer.Option("--crlf", help="Send CR LF for each line end (SMTP, HTTP).")] = False,
     escape: Annotated[
-        str, typer.Option("--escape", "-e", help="Escape key for the netdiag> prompt: ^X, a character, or none.")
+        str,
+        typer.Option(
+            "--escape", "-e", metavar="KEY", help="Escape key for the netdiag> prompt: ^X, a character, or none."
+        ),
     ] = "^]",
     hexdump: Annotated[bool, typer.Option("--hexdump", "-x", help="Show the traffic both ways as a hex dump.")] = False,
     tls: Annotated[bool, typer.Option("--tls", help="Wrap the connection in TLS.")] = False,
     insecure: Annotated[
         bool, typer.Option("--insecure", "-k", help="With --tls: do not verify the certificate.")
     ] = False,
-    sni: Annotated[str | None, typer.Option("--sni", help="With --tls: server name to send and verify.")] = None,
+    sni: Annotated[
+        str | None, typer.Option("--sni", metavar="NAME", help="With --tls: server name to send and verify.")
+    ] = None,
     idle_timeout: Annotated[
         float | None, typer.Option("--idle-timeout", help="Close after this many idle seconds.")
     ] = None,
     log: Annotated[
         str | None,
-        typer.Option("--log", help="Append a transcript to FILE: time, direction, the bytes as text or hex."),
+        typer.Option(
+            "--log", metavar="FILE", help="Append a transcript to FILE: time, direction, the bytes as text or hex."
+        ),
     ] = None,
     raw_terminal: Annotated[
         bool, typer.Option("--raw-terminal", help="Pass server control sequences to the terminal.")
@@ -719,15 +755,25 @@ class _TerminalUI:
         return data.decode("utf-8", "replace") if data else None
 
 
-@app.command()
+@app.command(epilog=LISTEN_EPILOG)
 def listen(
     ctx: typer.Context,
     port: Annotated[int, typer.Argument(help="Port to listen on; 0 picks a free one.")] = 0,
-    host: Annotated[str, typer.Option("--host", "-H", help="Address to bind (default: loopback only).")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option("--host", "-H", metavar="ADDRESS", help="Address to bind (default: loopback only).")
+    ] = "127.0.0.1",
     mode: Annotated[
-        str, typer.Option("--mode", "-m", help="echo, discard, banner, lookup or show (print what clients send).")
+        str,
+        typer.Option(
+            "--mode",
+            "-m",
+            metavar="[echo|discard|banner|lookup|show]",
+            help="echo, discard, banner, lookup or show (print what clients send).",
+        ),
     ] = "echo",
-    banner: Annotated[str | None, typer.Option("--banner", "-b", help="With --mode banner: the text to send.")] = None,
+    banner: Annotated[
+        str | None, typer.Option("--banner", "-b", metavar="TEXT", help="With --mode banner: the text to send.")
+    ] = None,
     max_clients: Annotated[int, typer.Option("--max-clients", help="Refuse connections beyond this many.")] = 4096,
     max_per_source: Annotated[
         int, typer.Option("--max-per-source", help="Refuse connections beyond this many from one address.")

@@ -170,7 +170,7 @@ def test_no_arguments_prints_the_whole_usage_not_one_squashed_line():
     assert lines[0].startswith("Usage: netdiag") and any(line.strip().startswith("sweep") for line in lines)
 
 
-@pytest.mark.parametrize("command", ["sweep", "service", "dns"])
+@pytest.mark.parametrize("command", ["sweep", "service", "dns", "telnet", "listen"])
 def test_help_has_click_style_metavars_examples_and_exit_statuses(command):
     result = subprocess.run(
         [sys.executable, "-m", "netdiag", command, "--help"], capture_output=True, text=True, check=False
