@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
-from netdiag.models import DnsAnswer, HostResult, ServiceAnswer, ServiceEntry, SweepReport, SweepSummary
+from netdiag.models import DnsAnswer, HostResult, ServiceAnswer, ServiceEntry, SweepSummary
 
 
 def service_entry_json(entry: ServiceEntry) -> dict[str, Any]:
@@ -110,11 +110,4 @@ def sweep_summary_json(summary: SweepSummary) -> dict[str, Any]:
         "elapsed_s": round(summary.elapsed_s, 3),
         "probes_sent": summary.probes_sent,
         "interrupted": summary.interrupted,
-    }
-
-
-def sweep_report_json(report: SweepReport, alive_only: bool = False) -> dict[str, Any]:
-    return {
-        "results": [host_result_json(r) for r in report.results if r.alive or not alive_only],
-        "summary": sweep_summary_json(report.summary),
     }
