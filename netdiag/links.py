@@ -272,7 +272,9 @@ class Topology:
     def addresses_on(self, interface: Interface) -> frozenset[str]:
         return frozenset(str(a.ip) for found in self.local.values() for index, a in found if index == interface.index)
 
-    def source_on(self, interface: Interface, version: int, network=None) -> IPAddress | None:
+    def source_on(
+        self, interface: Interface, version: int, network: ipaddress.IPv4Network | ipaddress.IPv6Network | None = None
+    ) -> IPAddress | None:
         """Our address on ``interface`` (in ``network`` when one is)."""
         candidates = [a for index, a in self.local[version] if index == interface.index]
         for address in candidates:

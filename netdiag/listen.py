@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from netdiag import outcomes
 from netdiag.errors import BadInput, CannotRun, NetdiagError
 from netdiag.limits import raise_descriptor_limit
+from netdiag.models import DnsAnswer
 from netdiag.telnet.screen import hexdump, whole_characters
 from netdiag.text import visible
 from netdiag.workers import spawn
@@ -161,6 +162,9 @@ class TooLong:
 
 TOO_LONG = TooLong()
 
+# A peer as accept() gives it: (address, port), with flow info and scope id for IPv6.
+_Peer = tuple[str, int] | tuple[str, int, int, int]
+
 
 class LineSplitter:
     """A byte stream cut into lines (without their newline). A line longer than
@@ -221,7 +225,7 @@ def parse_query(line: bytes) -> tuple[str, str | None]:
     return query, None
 
 
-def lookup_row(query: str, resolve: Callable[[str], object]) -> str:
+def lookup_row(query: str, resolve: Callable[[str], DnsAnswer]) -> str:
     """The answer line for one query, printable; never raises, whatever the
     resolver does, so every query gets its row and the thread lives on."""
     try:
@@ -287,7 +291,8 @@ class Listener:
         self.stop = threading.Event()
         self.buffered = 0  # bytes held for all clients together
         self.showing = 0  # bytes in data events not yet gone (their clients may be gone already)
-        self._released: queue.SimpleQueue = queue.SimpleQueue()  # (client, bytes) of data events gone
+        # (client, bytes) of data events gone
+        self._released: queue.SimpleQueue[tuple[_Client, int]] = queue.SimpleQueue()
         self._partials: set[_Client] = set()  # show mode: clients with a line not yet ended
         self._banner = options.banner_bytes() + b"\r\n"
         self._over_budget = False
@@ -298,8 +303,8 @@ class Listener:
         self._next_check = 0.0
         self._next_flush = 0.0
         self._read_buffer = memoryview(bytearray(READ_SIZE))
-        self._lookups: queue.SimpleQueue = queue.SimpleQueue()
-        self._answers: queue.SimpleQueue = queue.SimpleQueue()
+        self._lookups: queue.SimpleQueue[tuple[_Client, int, str] | None] = queue.SimpleQueue()  # None: stop
+        self._answers: queue.SimpleQueue[tuple[_Client, int, str]] = queue.SimpleQueue()  # (client, seq, row)
         self._round: deque[_Client] = deque()  # clients with queries waiting for a thread
         self._in_flight = 0
         self._lookup_threads = 0
@@ -438,7 +443,7 @@ class Listener:
                 return
             except OSError as exc:
                 if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                    self._refuse_for_lack_of_descriptors(exc)
+                    self._refuse_for_lack_of_descriptors(exc.errno)
                     return
                 continue  # ECONNABORTED and the like: that connection is gone, take the next
             peer, port = address[:2]
@@ -466,19 +471,19 @@ class Listener:
                     continue
             self._update(client)
 
-    def _refuse(self, sock: socket.socket, address: tuple, why: str) -> None:
+    def _refuse(self, sock: socket.socket, address: _Peer, why: str) -> None:
         sock.close()
         self.summary.refused += 1
         self.on_event(Event("refused", address[0], address[1], detail=why))
 
-    def _refuse_for_lack_of_descriptors(self, exc: OSError) -> None:
+    def _refuse_for_lack_of_descriptors(self, error: int) -> None:
         """Refuse whoever is waiting (with the descriptor kept in reserve for
         this), then leave the listening socket alone for a moment: accept()
         would only fail again at once. Logged once per burst."""
         now = time.monotonic()
         if now - self._last_lack >= REFUSAL_BURST_GAP:
-            lacking = "file descriptors" if exc.errno in (errno.EMFILE, errno.ENFILE) else "memory"
-            detail = f"out of {lacking} ({os.strerror(exc.errno).lower()}): refusing new connections for now"
+            lacking = "file descriptors" if error in (errno.EMFILE, errno.ENFILE) else "memory"
+            detail = f"out of {lacking} ({os.strerror(error).lower()}): refusing new connections for now"
             self.on_event(Event("refused", "", 0, detail=detail))
         self._last_lack = now
         if self._reserve is not None:
@@ -561,6 +566,7 @@ class Listener:
             client.out += data
             self._write(client)
         elif mode == "lookup":
+            assert client.lines is not None  # every client has one in lookup mode
             client.lines.feed(data)
             self._take_lines(client)
             self._write(client)  # rows for bad lines may be due already
@@ -685,6 +691,7 @@ class Listener:
         after SHOW_IDLE without more of it. Before that, an unfinished UTF-8
         character waits for the rest of it."""
         partial = client.partial
+        assert partial is not None  # only a client shown as text has a line to show
         cut = len(partial) if final else whole_characters(partial)
         if cut:
             self._hand_out(client, bytes(partial[:cut]))
@@ -728,6 +735,7 @@ class Listener:
     def _take_lines(self, client: _Client) -> None:
         """Parse request lines while the client has room for more answers."""
         lines = client.lines
+        assert lines is not None  # every client has one in lookup mode
         while True:
             if client.pending >= MAX_PENDING or len(client.out) >= HIGH_WATER:
                 client.stalled = True  # the rest waits in its buffer; no reading until then
@@ -737,7 +745,7 @@ class Listener:
                 client.stalled = False
                 return
             client.heard = True
-            if line is TOO_LONG:
+            if isinstance(line, TooLong):  # TOO_LONG, its one instance
                 self._answer_now(client, f"error: line too long (over {MAX_LINE:,} bytes)")
                 continue
             query, wrong = parse_query(line)
@@ -801,7 +809,7 @@ class Listener:
     def _lookup_worker(self) -> None:
         from netdiag import resolver
 
-        def resolve(query: str):
+        def resolve(query: str) -> DnsAnswer:
             # Here, in this thread: a slow resolver makes answers wait, it never makes threads pile up.
             return resolver.lookup(query, self._hosts, self.options.lookup_timeout)
 
@@ -844,7 +852,7 @@ def _reason(exc: OSError) -> str:
     return outcomes.reason(exc.errno) if exc.errno else str(exc).lower()
 
 
-def format_answer(answer) -> str:
+def format_answer(answer: DnsAnswer) -> str:
     """One line for a lookup-mode client."""
     if not answer.ok:
         return f"{answer.query}: {answer.outcome.message}"
@@ -892,12 +900,12 @@ def data_text(event: Event, as_hex: bool = False) -> str:
     return "".join(rows)
 
 
-def data_records(event: Event, as_hex: bool = False) -> list[dict]:
+def data_records(event: Event, as_hex: bool = False) -> list[dict[str, str | int]]:
     """JSON records for a data event: one per line, ``data`` the visible text
     of the line with its line end (``GET / HTTP/1.1\\r\\n``; none: the line
     was shown before its end); with ``as_hex``, one per read, ``hex`` its bytes
     and ``offset`` where they start in what the client sent."""
-    head = {"event": "data", "address": event.address, "port": event.port}
+    head: dict[str, str | int] = {"event": "data", "address": event.address, "port": event.port}
     if as_hex:
         return [{**head, "offset": event.offset, "hex": event.data.hex()}]
     return [{**head, "data": visible(line)} for line in data_lines(event.data)]
@@ -906,6 +914,7 @@ def data_records(event: Event, as_hex: bool = False) -> list[dict]:
 def close_text(event: Event) -> str:
     """``- 127.0.0.1 port 40312 closed (client closed): 4 bytes in, 4 out, 0.009s``"""
     s = event.stats
+    assert s is not None  # a close event carries its client's stats
     return (
         f"- {event.address} port {event.port} closed ({s.reason}): "
         f"{plural(s.received, 'byte')} in, {s.sent:,} out, {s.duration_s:.3f}s"

@@ -79,7 +79,11 @@ def libc() -> ctypes.CDLL | None:
 
 
 def _reentrant(
-    struct: type[S], call: Callable[..., int], before: tuple, after: tuple, convert: Callable[[S], T]
+    struct: type[S],
+    call: Callable[..., int],
+    before: tuple[object, ...],
+    after: tuple[object, ...],
+    convert: Callable[[S], T],
 ) -> T | None:
     """Call a glibc ``*_r`` function (``before``, the struct, a buffer, its
     size, the result pointer, ``after``) with a buffer that grows while it
@@ -136,6 +140,7 @@ def to_ascii(name: str) -> bytes | None:
     out = ctypes.c_void_p()
     if lib.idn2_lookup_u8(text, ctypes.byref(out), 0) != 0:  # 0: libidn2's default, as glibc
         return None
+    assert out.value is not None  # libidn2 sets it when it returns 0
     try:
         return ctypes.string_at(out.value)
     finally:

@@ -76,7 +76,7 @@ class HostsFile:
     def answered(self, name: str, addresses: Iterable[str]) -> bool:
         """Did the hosts file give this answer? Its name, and only its addresses
         (so with ``hosts: dns files`` a name DNS knows is DNS's answer)."""
-        listed = self.by_name.get(_norm(name))
+        listed = self.by_name.get(_norm(name), frozenset())
         return bool(listed) and all(_plain(a) in listed for a in addresses)
 
     def names(self, address: IPAddress, ptr: str) -> bool:
@@ -130,7 +130,7 @@ def _forward(name: str, hosts: HostsFile, deadline: float) -> DnsAnswer:
         return DnsAnswer(name, "forward", DnsOutcome.FAILURE, _ms_since(start), detail="not a valid name")
     elapsed = _ms_since(start)
     canonical = next((info[3] for info in infos if info[3]), name)
-    addresses = tuple(dict.fromkeys(info[4][0] for info in infos))
+    addresses = tuple(dict.fromkeys(str(info[4][0]) for info in infos))  # str: an IPv4 or IPv6 address
     from_hosts = hosts.answered(name, addresses)
     chain: list[str] = []
     if _key(name) != _key(canonical) or from_hosts:  # a CNAME chain, or a hosts line's other names
@@ -234,7 +234,7 @@ def forward_confirms(name: str, address: IPAddress) -> bool:
         infos = socket.getaddrinfo(name.encode(), None, type=socket.SOCK_STREAM, flags=nss.AI_IDN)
     except (OSError, UnicodeError, ValueError):
         return False
-    return any(_plain(info[4][0]) == address for info in infos)
+    return any(_plain(str(info[4][0])) == address for info in infos)
 
 
 def _gai_outcome(exc: socket.gaierror) -> DnsOutcome:
@@ -269,7 +269,7 @@ def _is_name(query: str) -> bool:
     return False
 
 
-def resolve_addresses(name: str, family: int = socket.AF_UNSPEC) -> list:
+def resolve_addresses(name: str, family: int = socket.AF_UNSPEC) -> list[IPAddress]:
     """Addresses for a target name, for sweeps and connections; ResolveError if none."""
     try:
         infos = socket.getaddrinfo(name.encode(), None, family=family, type=socket.SOCK_STREAM, flags=nss.AI_IDN)
@@ -279,4 +279,4 @@ def resolve_addresses(name: str, family: int = socket.AF_UNSPEC) -> list:
         raise ResolveError(f"{name}: {outcome.message}{detail}") from None
     except (UnicodeError, ValueError):
         raise ResolveError(f"{name}: not a valid name") from None
-    return list(dict.fromkeys(ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos))
+    return list(dict.fromkeys(ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos))

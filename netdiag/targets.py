@@ -88,7 +88,7 @@ def parse_target(text: str, *, force: bool = False) -> Target:
             return _parse_hostname(spec)
         if address.is_multicast:
             return _parse_discovery(address, spec)
-        if getattr(address, "scope_id", None):
+        if isinstance(address, ipaddress.IPv6Address) and address.scope_id:
             raise TargetError(
                 f"{spec}: an address with a zone is not swept (yet); ff02::1%{address.scope_id} finds that link's hosts"
             )

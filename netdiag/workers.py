@@ -12,18 +12,21 @@ the threads it has; only when it has none is that an error.
 
 from __future__ import annotations
 
+import enum
 import functools
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
-from typing import TypeVar
+from typing import Generic, Literal, TypeVar
 
 from netdiag.errors import CannotRun
 
 T = TypeVar("T")
 R = TypeVar("R")
+# A call's end: (True, what it returned) or (False, what it raised).
+_Outcome = tuple[Literal[True], R] | tuple[Literal[False], BaseException]
 
 STACK_SIZE = 512 * 1024  # glibc's resolver keeps its buffers under a quarter of the stack
 
@@ -64,10 +67,10 @@ def _small_stacks() -> None:
     threading.stack_size(STACK_SIZE)  # process-wide, for the threads made after: once is enough
 
 
-def call_soon(fn: Callable[..., R], *args: object) -> Future:
+def call_soon(fn: Callable[..., R], *args: object) -> Future[R]:
     """``fn(*args)`` on a thread of its own, as a Future; run here and now if
     no thread can be had."""
-    future: Future = Future()
+    future: Future[R] = Future()
 
     def run() -> None:
         if future.set_running_or_notify_cancel():
@@ -92,7 +95,7 @@ def iter_with_deadline(
     for the calls begun. CannotRun if not a single thread can be started."""
     deadline = time.monotonic() + timeout
     todo = list(items)
-    feed = _Feed(todo)
+    feed: _Feed[T, R] = _Feed(todo)
     started = 0
     for _ in range(min(workers, len(todo))):
         if spawn(_work, fn, feed) is None:
@@ -120,18 +123,18 @@ def iter_with_deadline(
         feed.close()  # interrupted: queued calls never start
 
 
-class _Feed:
+class _Feed(Generic[T, R]):
     """Items handed to workers one at a time, and their results back."""
 
-    def __init__(self, items: list) -> None:
+    def __init__(self, items: list[T]) -> None:
         self._items = items
         self._next = 0
         self._lock = threading.Lock()
-        self._running: dict[int, object] = {}
-        self._results: queue.SimpleQueue = queue.SimpleQueue()
+        self._running: dict[int, T] = {}
+        self._results: queue.SimpleQueue[tuple[int, _Outcome[R]]] = queue.SimpleQueue()
         self._closed = False
 
-    def take(self) -> tuple[int, object] | None:
+    def take(self) -> tuple[int, T] | None:
         with self._lock:
             if self._closed or self._next >= len(self._items):
                 return None
@@ -139,27 +142,27 @@ class _Feed:
             self._running[index] = self._items[index]
             return index, self._items[index]
 
-    def give(self, index: int, outcome: tuple[bool, object]) -> None:
+    def give(self, index: int, outcome: _Outcome[R]) -> None:
         self._results.put((index, outcome))
 
-    def finished(self, timeout: float) -> tuple[object, object] | None:
+    def finished(self, timeout: float) -> tuple[T, R] | None:
         """The next finished ``(item, result)``; None if none by ``timeout``."""
         try:
-            index, (ok, value) = self._results.get(timeout=timeout) if timeout > 0 else self._results.get_nowait()
+            index, outcome = self._results.get(timeout=timeout) if timeout > 0 else self._results.get_nowait()
         except queue.Empty:
             return None
         with self._lock:
             item = self._running.pop(index)
-        if not ok:
-            raise value  # type: ignore[misc]
-        return item, value
+        if not outcome[0]:
+            raise outcome[1]
+        return item, outcome[1]
 
-    def running(self) -> list:
+    def running(self) -> list[T]:
         with self._lock:
             running, self._running = list(self._running.values()), {}
             return running
 
-    def close(self) -> list:
+    def close(self) -> list[T]:
         """Stop handing out items; the ones never handed out."""
         with self._lock:
             self._closed = True
@@ -167,7 +170,7 @@ class _Feed:
             return rest
 
 
-def _work(fn: Callable, feed: _Feed) -> None:
+def _work(fn: Callable[[T], R], feed: _Feed[T, R]) -> None:
     while (job := feed.take()) is not None:
         index, item = job
         try:
@@ -176,7 +179,7 @@ def _work(fn: Callable, feed: _Feed) -> None:
             feed.give(index, (False, exc))
 
 
-class EventWriter:
+class EventWriter(Generic[T]):
     """Events handed to ``write`` on a thread of their own, through a bounded
     queue: whoever produces them (a server's event loop) never waits for a
     slow reader of the output. Beyond ``limit`` waiting, events are dropped
@@ -188,7 +191,7 @@ class EventWriter:
         self._write = write
         self._on_gone = on_gone  # the output's reader left (EPIPE)
         self.gone = False
-        self._queue: queue.Queue = queue.Queue(maxsize=limit)
+        self._queue: queue.Queue[T | _End] = queue.Queue(maxsize=limit)
         self.dropped = 0
         self._thread = spawn(self._run, name="log")
 
@@ -206,23 +209,26 @@ class EventWriter:
         if self._thread is None:
             return True
         try:
-            self._queue.put(_END, timeout=timeout)
+            self._queue.put(_End.END, timeout=timeout)
         except queue.Full:
             return False
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
     def _run(self) -> None:
-        while (event := self._queue.get()) is not _END:
+        while (event := self._queue.get()) is not _End.END:
             try:
                 self._write(event)
             except BrokenPipeError:  # the reader is gone: nothing more can be written
                 self.gone = True
                 self._on_gone()
-                while self._queue.get() is not _END:
+                while self._queue.get() is not _End.END:
                     pass  # keep taking events, so that nobody waits on a full queue
             except OSError:  # a full disk, no descriptor left: this event is lost, not the next
                 self.dropped += 1
 
 
-_END = object()
+class _End(enum.Enum):
+    """What ``close`` queues after the last event."""
+
+    END = enum.auto()

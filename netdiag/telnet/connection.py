@@ -17,7 +17,9 @@ import ipaddress
 import re
 import socket
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 from netdiag import nss, outcomes
 from netdiag.errors import (
@@ -37,6 +39,8 @@ TLS_READ_SIZE = 256 * 1024
 
 
 _SNI_LABEL = re.compile(rb"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
+
+_Names = tuple[tuple[tuple[str, str], ...], ...]  # a certificate's subject or issuer: RDNs of (key, value)
 
 
 @dataclass(frozen=True)
@@ -82,7 +86,7 @@ class TlsStream:
         """Data the selector cannot see: decrypted, or received but not decrypted yet."""
         return self.tls.pending() > 0 or self._incoming.pending > 0
 
-    def send(self, data: bytes) -> int:
+    def send(self, data: bytes | bytearray) -> int:
         if not self.flush():
             raise BlockingIOError
         sent = self.tls.write(data)
@@ -173,7 +177,7 @@ def open_connection(
     tls: bool = False,
     insecure: bool = False,
     server_name: str | None = None,
-    on_attempt=None,
+    on_attempt: Callable[[str], object] | None = None,
 ) -> Connection:
     """Connect to the first address of HOST that accepts; raise a ConnectError
     naming every address tried, or ResolveError."""
@@ -186,15 +190,16 @@ def open_connection(
         raise ResolveError(f"{host}: not a valid name") from None
     failures: list[ConnectError] = []
     for af, kind, proto, _, sockaddr in dict.fromkeys(infos):
+        address = str(sockaddr[0])  # str for AF_INET and AF_INET6, all a stream lookup gives
         if on_attempt:
-            on_attempt(sockaddr[0])
+            on_attempt(address)
         sock = socket.socket(af, kind, proto)
         sock.settimeout(timeout)
         try:
             sock.connect(sockaddr)
         except OSError as exc:
             sock.close()
-            failures.append(_connect_error(exc, sockaddr[0], port, timeout))
+            failures.append(_connect_error(exc, address, port, timeout))
             continue
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         # Urgent data (a telnet Synch) stays in the stream, in order; the session
@@ -202,11 +207,11 @@ def open_connection(
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE, 1)
         if not tls:
             sock.setblocking(False)
-            return Connection(sock, host, sockaddr[0], port)
+            return Connection(sock, host, address, port)
         name = server_name or (None if is_address else host)
         stream, info = _start_tls(sock, name or host, insecure, send_sni=bool(name))
         sock.setblocking(False)
-        return Connection(stream, host, sockaddr[0], port, info)
+        return Connection(stream, host, address, port, info)
     if len(failures) == 1:
         raise failures[0]
     kinds = {type(f) for f in failures}
@@ -262,8 +267,9 @@ def _tls_info(sock: ssl.SSLObject, verified: bool) -> TlsInfo:
     cipher = sock.cipher()
     certificate = sock.getpeercert() if verified else None
     if certificate:
-        subject = _name(certificate.get("subject", ()))
-        issuer = _name(certificate.get("issuer", ()))
+        # the stub types every field alike; these two are always sequences of RDNs
+        subject = _name(cast(_Names, certificate.get("subject", ())))
+        issuer = _name(cast(_Names, certificate.get("issuer", ())))
     else:  # unverified: the ssl module does not decode it; identify it instead
         der = sock.getpeercert(binary_form=True) or b""
         subject = "SHA-256 " + hashlib.sha256(der).hexdigest() if der else "no certificate"
@@ -271,6 +277,6 @@ def _tls_info(sock: ssl.SSLObject, verified: bool) -> TlsInfo:
     return TlsInfo(sock.version() or "?", cipher[0] if cipher else "?", subject, issuer, verified)
 
 
-def _name(rdns) -> str:
+def _name(rdns: _Names) -> str:
     """A certificate's name as visible text: it is the server's to choose."""
     return visible(", ".join(f"{key}={value}" for rdn in rdns for key, value in rdn))

@@ -19,7 +19,8 @@ import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import BinaryIO, Protocol
+from types import FrameType
+from typing import Any, BinaryIO, Protocol
 
 from netdiag.errors import ConnectError
 from netdiag.telnet.connection import Connection, TlsStream
@@ -34,6 +35,8 @@ HIGH_WATER = 4 * 1024 * 1024  # stop reading input while this much waits for the
 REPLY_HIGH_WATER = 2 * HIGH_WATER
 # Signals whose default action ends us, terminal modes and all.
 TERMINATING_SIGNALS = ("SIGHUP", "SIGTERM", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM")
+# What signal.signal takes and gives back: a function, SIG_DFL or SIG_IGN, or None (not set from Python).
+SignalHandler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
 
 
 class UserInterface(Protocol):
@@ -96,7 +99,7 @@ class Terminal:
     def restore(self) -> None:
         self._set(self.saved)
 
-    def _set(self, attrs: list) -> None:
+    def _set(self, attrs: list[Any]) -> None:  # termios's: flags, speeds, control characters
         with contextlib.suppress(self._termios.error):  # hung up: there is no terminal left to set
             self._termios.tcsetattr(self.fd, self._termios.TCSADRAIN, attrs)
 
@@ -152,7 +155,7 @@ class Session:
         self._close_notify_sent = False
         self._at_prompt = False
         # Urgent data is a telnet Synch; SO_OOBINLINE keeps its byte in the stream.
-        self._urgent = None
+        self._urgent: select.poll | None = None
         if self.protocol is not None and self.tls is None:
             self._urgent = select.poll()
             self._urgent.register(self.sock, select.POLLPRI)
@@ -172,7 +175,7 @@ class Session:
             self._input_pollable = False
             # Bytes passed through untouched can go file → socket in the kernel.
             self._zero_copy = self._passes_bytes_through() and hasattr(os, "sendfile")
-        previous_handlers: dict[int, object] = {}
+        previous_handlers: dict[int, SignalHandler] = {}
         error = None
         if self.options.log is not None:
             self._log_line(f"# {self._log_header()}")
@@ -261,7 +264,7 @@ class Session:
 
     def _read_socket(self) -> None:
         while True:
-            if self._urgent is not None and self._urgent_pending():
+            if self._urgent is not None and self.protocol is not None and _urgent_pending(self._urgent):
                 self.protocol.synch()
             try:
                 data = self.sock.recv(READ_SIZE)
@@ -292,9 +295,6 @@ class Session:
             self._show(data)
             if self.ended_by is not None or not self._tls_buffered():
                 return
-
-    def _urgent_pending(self) -> bool:
-        return any(events & select.POLLPRI for _, events in self._urgent.poll(0))
 
     def _show(self, data: bytes) -> None:
         if not data:
@@ -332,7 +332,7 @@ class Session:
 
     def _flush(self) -> None:
         self._socket_full = False  # called when the socket is writable, or to try it
-        if self.tls is not None and self.tls.backlog and not self._flush_tls():
+        if self.tls is not None and self.tls.backlog and not self._flush_tls(self.tls):
             return
         while self.to_socket:
             try:
@@ -346,9 +346,9 @@ class Session:
             self.sent += sent
             self.last_activity = self.clock()
 
-    def _flush_tls(self) -> bool:
+    def _flush_tls(self, tls: TlsStream) -> bool:
         try:
-            return self.tls.flush()
+            return tls.flush()
         except OSError as exc:
             self._send_failed(exc)
             return False
@@ -584,10 +584,10 @@ class Session:
         started = time.strftime("%Y-%m-%d %H:%M:%S %z")
         return f"connected to {visible(c.host)} ({c.address}) port {c.port}{tls}, {started}"
 
-    def _on_window_change(self, signum, frame) -> None:
+    def _on_window_change(self, signum: int, frame: FrameType | None) -> None:
         self._window_changed = True
 
-    def _handle_signals(self) -> dict[int, object]:
+    def _handle_signals(self) -> dict[int, SignalHandler]:
         """No signal may end or stop us with the terminal still in our mode.
         One with a Python handler already (netdiag's SIGTERM and SIGHUP) raises
         through run(), which restores it; the others get ours. Returns the
@@ -602,10 +602,10 @@ class Session:
         previous[signal.SIGWINCH] = signal.signal(signal.SIGWINCH, self._on_window_change)
         return previous
 
-    def _on_terminating_signal(self, signum, frame) -> None:
+    def _on_terminating_signal(self, signum: int, frame: FrameType | None) -> None:
         raise SystemExit(128 + signum)  # unwinds through run(): the terminal is restored
 
-    def _on_suspend(self, signum, frame) -> None:
+    def _on_suspend(self, signum: int, frame: FrameType | None) -> None:
         """Ctrl-Z in line mode, or kill -TSTP: give the terminal back, then stop."""
         if self.terminal is not None:
             self.terminal.restore()
@@ -616,7 +616,7 @@ class Session:
             signal.signal(signal.SIGTSTP, self._on_suspend)
         self._on_continue(signal.SIGCONT, frame)
 
-    def _on_continue(self, signum, frame) -> None:
+    def _on_continue(self, signum: int, frame: FrameType | None) -> None:
         if not self._at_prompt:  # the shell had the terminal meanwhile: ours again
             self._apply_mode()
 
@@ -629,6 +629,10 @@ def _shows_a_person(options: SessionOptions, output: BinaryIO) -> bool:
         return options.interactive or os.isatty(output.fileno())
     except (AttributeError, OSError, ValueError):  # not a real file: a test's buffer
         return options.interactive
+
+
+def _urgent_pending(urgent: select.poll) -> bool:
+    return any(events & select.POLLPRI for _, events in urgent.poll(0))
 
 
 def _socket_error(action: str, connection: Connection, exc: OSError) -> str:
