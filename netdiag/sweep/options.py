@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from netdiag import probes
 from netdiag.errors import BadInput, ProbePermissionError
+from netdiag.ports import check_numbers
 
 if TYPE_CHECKING:
     from netdiag import links
@@ -54,8 +55,9 @@ class SweepOptions:
             raise BadInput(f"--rate must be between 0.01 and 10,000,000 probes per second, not {self.rate:g}")
         if self.workers is not None and not 1 <= self.workers <= 10_000:
             raise BadInput(f"--workers must be between 1 and 10000, not {self.workers}")
-        if not self.ports or any(not 0 < p < 65536 for p in self.ports):
-            raise BadInput("--port must be between 1 and 65535")
+        if not self.ports:
+            raise BadInput("--port: no ports given")
+        check_numbers(self.ports)
         if self.method == "tcp" and self.workers is not None and self.workers < len(self.ports):
             raise BadInput(f"--workers {self.workers} is fewer than the {len(self.ports)} ports each host is tried on")
         if self.source is not None:

@@ -32,6 +32,7 @@ from netdiag.errors import (
     TlsError,
 )
 from netdiag.outcomes import Outcome
+from netdiag.ports import unbracket
 from netdiag.targets import AddressBlock, HostName, parse_target
 from netdiag.text import visible
 
@@ -135,7 +136,7 @@ class Connection:
 
 def check_host(host: str) -> tuple[str, bool]:
     """Validate HOST: a name or an address (``[v6]`` allowed). (host, is_address)."""
-    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    bare = unbracket(host)
     try:
         ipaddress.ip_address(bare.split("%", 1)[0])
         return bare, True
