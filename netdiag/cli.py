@@ -13,8 +13,9 @@ import select
 import signal
 import stat
 import sys
-import time
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from collections.abc import Callable
+from types import FrameType
+from typing import IO, TYPE_CHECKING, Annotated, Any, BinaryIO, NoReturn, TextIO
 
 import typer
 
@@ -24,6 +25,7 @@ from netdiag.status import ExitStatus
 
 if TYPE_CHECKING:
     from netdiag.output import Output
+    from netdiag.targets import Target
 
 
 class _App(typer.Typer):
@@ -172,7 +174,8 @@ def main(argv: list[str] | None = None, output: Output | None = None) -> int:
             output.stderr.write(exc.format_message() + "\n")
             return int(ExitStatus.BAD_INPUT)
         message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
-        hint = f" (see '{exc.ctx.command_path} --help')" if getattr(exc, "ctx", None) else ""
+        usage_ctx = getattr(exc, "ctx", None)  # click's usage errors carry the command they came from
+        hint = f" (see '{usage_ctx.command_path} --help')" if usage_ctx is not None else ""
         output.error(message.replace("\n", " ") + hint)
         return int(getattr(exc, "exit_code", ExitStatus.BAD_INPUT))
     except OSError as exc:  # writing the results failed
@@ -197,12 +200,19 @@ def _click_style_usage(command: Any) -> Any:
                 shown = param.metavar or (param.name or "").upper() + ("..." if param.nargs != 1 else "")
                 if not param.required:
                     shown = f"[{shown}]"
-                param.make_metavar = lambda ctx=None, *, usage=False, _shown=shown: _shown
+                param.make_metavar = _fixed_metavar(shown)  # type: ignore[method-assign]  # one instance's
             elif param.metavar is None and not getattr(param, "is_flag", False):
                 # click's words, not Typer's <int>: N, SECONDS (every float option is a time), NAME
                 kind = getattr(param.type, "name", "")
                 param.metavar = {"int": "N", "float": "SECONDS"}.get(kind, (param.name or "value").upper())
     return command
+
+
+def _fixed_metavar(shown: str) -> Callable[..., str]:
+    def make_metavar(*args: object, **kwargs: object) -> str:
+        return shown
+
+    return make_metavar
 
 
 def _unblock_stdout() -> None:
@@ -236,20 +246,9 @@ def _quietly(write: Any, message: str) -> None:
         write(message)
 
 
-def _render() -> Any:
-    from netdiag import render  # rich: imported only when a rich table is drawn
-
-    return render
-
-
-def _columns() -> Any:
-    from netdiag import columns
-
-    return columns
-
-
 def _output(ctx: typer.Context) -> Output:
-    return ctx.obj
+    out: Output = ctx.obj  # main() makes it: the injected environment
+    return out
 
 
 def _check_timeout(value: float, name: str = "--timeout") -> float:
@@ -280,29 +279,21 @@ def service(
     json_output: JsonOption = False,
 ) -> int:
     """Look up ports and service names in the system services database."""
-    from netdiag import documents, services
+    from netdiag import services
     from netdiag.errors import BadInput
+    from netdiag.views import service as view
 
     out = _output(ctx)
+    out.choose(json=json_output)
     protocol = _check_proto(proto)
     if list_all:
         entries = services.list_services(grep, protocol)
-        if json_output:
-            out.json({"services": [documents.service_entry_json(e) for e in entries]})
-        else:
-            out.tabular(lambda: _render().service_list_table(entries), _columns().service_list_rows(entries))
+        view.show_list(out, entries)
         return ExitStatus.OK if entries else ExitStatus.NEGATIVE
     if not queries:
         raise BadInput("give at least one service name or port, or --list")
     answers = [services.lookup(q, protocol) for q in queries]
-    if json_output:
-        out.json(documents.service_answers_json(answers))
-    else:
-        if any(a.entries for a in answers):
-            out.tabular(lambda: _render().service_answers_table(answers), _columns().service_answers_rows(answers))
-        for answer in answers:
-            if answer.error:
-                out.error(answer.error)
+    view.show_answers(out, answers)
     if any(a.malformed for a in answers):
         return ExitStatus.BAD_INPUT
     return ExitStatus.NEGATIVE if any(not a.entries for a in answers) else ExitStatus.OK
@@ -320,8 +311,10 @@ def dns(
 ) -> int:
     """Forward and reverse lookups through the system resolver, with FCrDNS."""
     from netdiag import resolver
+    from netdiag.views import dns as view
 
     out = _output(ctx)
+    out.choose(json=json_output)
     _check_timeout(timeout)
     order = {q: i for i, q in reversed(list(enumerate(queries)))}
     answers = []
@@ -330,20 +323,11 @@ def dns(
             answers.append(answer)
     except KeyboardInterrupt:  # Ctrl-C, SIGTERM, SIGHUP
         out.error("interrupted: showing the answers so far")
-        _show_dns(out, sorted(answers, key=lambda a: order[a.query]), json_output)
+        view.show_answers(out, sorted(answers, key=lambda a: order[a.query]))
         return interrupts.exit_status()
     answers.sort(key=lambda a: order[a.query])
-    _show_dns(out, answers, json_output)
+    view.show_answers(out, answers)
     return ExitStatus.OK if all(a.ok for a in answers) else ExitStatus.NEGATIVE
-
-
-def _show_dns(out: Output, answers: list, json_output: bool) -> None:
-    if json_output:
-        from netdiag import documents
-
-        out.json({"results": [documents.dns_answer_json(a) for a in answers]})
-    else:
-        out.tabular(lambda: _render().dns_answers_table(answers), _columns().dns_answers_rows(answers))
 
 
 @app.command(epilog=SWEEP_EPILOG)
@@ -418,6 +402,7 @@ def sweep(
     from netdiag.sweep import SweepOptions, run_sweep
 
     out = _output(ctx)
+    out.choose(json=json_output, json_lines=jsonl)
     needed = _required(require)
     limit = targets_module.MAX_LISTED if force else targets_module.MAX_ADDRESSES
     texts = targets_module.expand_arguments(targets, _open_target_list, limit=limit)
@@ -444,21 +429,24 @@ def sweep(
     if watch:  # rounds until a signal; -i is the time between rounds there (netdiag/views/watch.py)
         from netdiag.views.watch import watch_sweep
 
-        period = None if ctx.get_parameter_source("interval").name == "DEFAULT" else interval
-        return watch_sweep(out, parsed, options, period, json_output=json_output, jsonl=jsonl, alive=alive,
-                           show_map=show_map)  # fmt: skip
+        interval_source = ctx.get_parameter_source("interval")
+        given = interval_source is not None and interval_source.name != "DEFAULT"
+        period = interval if given else None
+        return watch_sweep(out, parsed, options, period, alive=alive, show_map=show_map)
+    from netdiag.views import sweep as view
+
     total = targets_module.count_addresses(parsed)
-    on_result = _stream_jsonl(out, alive) if jsonl else None
-    with _sweep_progress(out, total) as progress:
+    on_result = view.streamer(out, alive) if jsonl else None
+    with view.progress_bar(out, total) as progress:
         report = run_sweep(parsed, options, progress=progress, on_result=on_result, keep_results=not jsonl)
-    _show_sweep(out, report, parsed, alive=alive, show_map=show_map, json_output=json_output, jsonl=jsonl)
+    view.show_report(out, report, parsed, alive=alive, show_map=show_map)
     if report.summary.interrupted:
         return interrupts.exit_status()
     enough = report.summary.total if needed is None else needed
     return ExitStatus.OK if report.summary.up >= enough else ExitStatus.NEGATIVE
 
 
-def _ip_version(ipv4: bool, ipv6: bool, parsed: list) -> int | None:
+def _ip_version(ipv4: bool, ipv6: bool, parsed: list[Target]) -> int | None:
     """-4 or -6: names swept in that family only; an address of the other is refused."""
     from netdiag.errors import BadInput
     from netdiag.targets import AddressBlock
@@ -487,7 +475,7 @@ def _required(text: str) -> int | None:
     raise BadInput(f"--require must be any, all or a number of hosts, not {text!r}")
 
 
-def _open_target_list(argument: str):
+def _open_target_list(argument: str) -> TextIO:
     """stdin or the file, read lazily; bytes that are not UTF-8 are kept apart
     (surrogates) so the target parser refuses them, not the decoder."""
     import io
@@ -500,88 +488,6 @@ def _open_target_list(argument: str):
         return open(argument[1:], encoding="utf-8", errors="surrogateescape")
     except OSError as exc:
         raise BadInput(f"cannot read target list {argument[1:]}: {exc.strerror}") from None
-
-
-def _stream_jsonl(out: Output, alive_only: bool):
-    from netdiag import documents
-
-    def emit(result) -> None:
-        if result.alive or not alive_only:
-            out.json_line(documents.host_result_json(result))
-
-    return emit
-
-
-class _sweep_progress:
-    """A transient progress bar on stderr, only when stderr is a terminal."""
-
-    def __init__(self, out: Output, total: int) -> None:
-        self.out, self.total = out, total
-        self.bar = None
-
-    def __enter__(self):
-        if not self.out.interactive:
-            return None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self.bar = Progress(
-            TextColumn("sweeping"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("[green]{task.fields[up]} up[/] · {task.fields[sent]} probes sent"),
-            TimeElapsedColumn(),
-            console=self.out.err,
-            transient=True,
-        )
-        task = self.bar.add_task("sweep", total=self.total, up=0, sent=0)
-        self.bar.start()
-        bar = self.bar
-
-        def update(done: int, up: int, sent: int) -> None:
-            bar.update(task, completed=done, up=up, sent=sent)
-
-        return update
-
-    def __exit__(self, *exc_info) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-
-
-def _show_sweep(out: Output, report, parsed, *, alive: bool, show_map: bool, json_output: bool, jsonl: bool) -> None:
-    from netdiag import columns, documents
-    from netdiag.targets import AddressBlock
-    from netdiag.text import visible
-
-    if jsonl:
-        out.json_line({"summary": documents.sweep_summary_json(report.summary)})
-        return
-    if json_output:
-        rows = (documents.host_result_line(r) for r in report.results if r.alive or not alive)
-        out.json_rows("results", rows, {"summary": documents.sweep_summary_json(report.summary)})
-        return
-    shown = [r for r in report.results if r.alive or not alive]
-    show_loss = any(r.sent > 1 for r in report.results)
-    show_mac = any(r.mac for r in shown)
-    maps = [t for t in parsed if show_map and isinstance(t, AddressBlock) and t.size > 1]  # one host: no map
-    if maps or out.stderr_is_terminal:
-        from netdiag import render  # rich: only when something is drawn with it
-    if shown:
-        out.tabular(
-            lambda: _render().sweep_table(shown, show_loss, show_mac), columns.sweep_rows(shown, show_loss, show_mac)
-        )
-    if maps:
-        by_address = {r.address: r for r in report.results}
-        for block in maps:
-            if block.size <= render.MAP_MAX:
-                out.out.print(render.subnet_map(block, by_address))
-            else:
-                out.warn(f"--map: {block.source} is larger than a /24; no map drawn")
-    if out.stderr_is_terminal:
-        out.info(render.sweep_summary_text(report.summary))
-    else:
-        out.info(columns.sweep_summary_line(report.summary))
-    for note in report.summary.notes:
-        out.warn(visible(note))
 
 
 @app.command(epilog=TELNET_EPILOG)
@@ -633,6 +539,7 @@ def telnet(
     from netdiag.errors import BadInput
     from netdiag.telnet.connection import check_host, check_server_name, open_connection
     from netdiag.telnet.session import Session, SessionOptions, Terminal
+    from netdiag.views import telnet as view
 
     out = _output(ctx)
     if ipv4 and ipv6:
@@ -665,16 +572,10 @@ def telnet(
         tls=tls,
         insecure=insecure,
         server_name=sni,
-        on_attempt=(lambda address: out.info(f"Trying {address}...")) if talk else None,
+        on_attempt=(lambda address: view.trying(out, address)) if talk else None,
     )
     if talk:
-        out.info(f"Connected to {connection.host} ({connection.address}) port {connection.port}.")
-        if connection.tls:
-            t = connection.tls
-            verified = "verified" if t.verified else "NOT verified"
-            out.info(f"TLS {t.version}, {t.cipher}; certificate {verified}: {t.subject} (issuer: {t.issuer})")
-        if interactive and escape_key is not None:
-            out.info(f"Escape character is '{_key_name(escape_key)}'.")
+        view.connected(out, connection, escape_key, interactive)
     options = SessionOptions(
         protocol=protocol,
         interactive=interactive,
@@ -689,26 +590,23 @@ def telnet(
     terminal = Terminal(input_fd) if interactive else None
     previous_term = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
-        result = Session(connection, input_fd, out.stdout.buffer, _TerminalUI(out, input_fd), options, terminal).run()
+        ui = view.TerminalUI(out, input_fd)
+        result = Session(connection, input_fd, _binary(out.stdout), ui, options, terminal).run()
     finally:
         signal.signal(signal.SIGTERM, previous_term)
         if log_file is not None:
             log_file.close()
-    if result.error:
-        out.error(result.error)
-        return ExitStatus.NEGATIVE
-    counts = f"{result.sent:,} bytes sent, {result.received:,} received in {result.duration_s:.1f}s"
-    if result.ended_by == "idle timeout":
-        out.warn(f"closed after {idle_timeout:g}s idle; {counts}")
-        return ExitStatus.NEGATIVE
-    if talk:
-        by_server = {"remote close": "closed by foreign host", "remote reset": "reset by foreign host"}
-        out.info(f"Connection {by_server.get(result.ended_by, 'closed')}. {counts}")
-    return ExitStatus.OK
+    return ExitStatus.OK if view.ended(out, result, idle_timeout, talk) else ExitStatus.NEGATIVE
 
 
-def _exit_on_sigterm(signum, frame) -> NoReturn:
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> NoReturn:
     raise SystemExit(128 + signum)  # unwinds through the session: the terminal is restored
+
+
+def _binary(stream: IO[str]) -> BinaryIO:
+    """The byte stream under a text stream: session bytes go out unchanged."""
+    buffer: BinaryIO = getattr(stream, "buffer")  # noqa: B009 - IO[str] does not declare it; every real one has it
+    return buffer
 
 
 def _escape_key(text: str) -> int | None:
@@ -723,11 +621,7 @@ def _escape_key(text: str) -> int | None:
     raise BadInput(f"--escape {text!r}: give ^X (a control key), one ASCII character, or none")
 
 
-def _key_name(key: int) -> str:
-    return f"^{chr(key ^ 0x40)}" if key < 0x20 or key == 0x7F else chr(key)
-
-
-def _open_log(path: str | None):
+def _open_log(path: str | None) -> BinaryIO | None:
     from netdiag.errors import BadInput
 
     if path is None:
@@ -736,23 +630,6 @@ def _open_log(path: str | None):
         return open(path, "ab")  # closed when the session ends
     except OSError as exc:
         raise BadInput(f"--log {path}: {exc.strerror}") from None
-
-
-class _TerminalUI:
-    """Status lines on stderr; the escape prompt reads its line straight from
-    the input descriptor (no buffered reader may swallow session bytes)."""
-
-    def __init__(self, out: Output, fd: int) -> None:
-        self.out, self.fd = out, fd
-
-    def notify(self, message: str) -> None:
-        self.out.info(message)
-
-    def ask(self, prompt: str) -> str | None:
-        self.out.stderr.write(prompt)
-        self.out.stderr.flush()
-        data = os.read(self.fd, 4096)
-        return data.decode("utf-8", "replace") if data else None
 
 
 @app.command(epilog=LISTEN_EPILOG)
@@ -794,9 +671,12 @@ def listen(
     ] = False,
 ) -> int:
     """A test server for many clients at once: echo, discard, banner, lookup, or show what clients send."""
-    from netdiag.listen import Listener, ListenOptions, plural, summary_text
+    from netdiag.listen import Listener, ListenOptions
+    from netdiag.views import listen as view
+    from netdiag.workers import EventWriter
 
     out = _output(ctx)
+    out.choose(json_lines=json_output)  # --json here: a line per event, as they happen
     options = ListenOptions(
         host=host,
         port=port,
@@ -808,12 +688,7 @@ def listen(
         first_data_timeout=first_data_timeout,
         hexdump=hexdump,
     )
-    from netdiag.workers import EventWriter
-
-    if json_output:
-        show = _listen_json(out, options.mode, hexdump)
-    else:
-        show = _listen_events(out, options.mode, quiet, hexdump)
+    show = view.event_writer(out, options.mode, quiet=quiet, hexdump=hexdump)
     log = EventWriter(show, on_gone=lambda: listener.shutdown())  # noqa: PLW0108 - made just below
     listener = Listener(options, log.put)
 
@@ -838,69 +713,8 @@ def listen(
         _discard_unwritten()
         return ExitStatus.OK
     if log.dropped:
-        out.warn(f"{plural(log.dropped, 'log event')} dropped: the log was not read fast enough")
-    elapsed = time.monotonic() - summary.started
-    if json_output:
-        out.json_line(
-            {"event": "summary", "connections": summary.connections, "refused": summary.refused,
-             "peak_clients": summary.peak_clients, "received": summary.received, "sent": summary.sent,
-             "elapsed_s": round(elapsed, 3), "interrupted": interrupted}
-        )  # fmt: skip
-        out.stdout.flush()
-    else:
-        out.info(summary_text(summary, elapsed))
+        out.warn(f"{view.plural(log.dropped, 'log event')} dropped: the log was not read fast enough")
+    view.show_summary(out, summary, interrupted)
     if interrupted:
         return interrupts.exit_status()  # Ctrl-C 130, SIGHUP 129 (SIGTERM is a clean stop: 0)
     return ExitStatus.OK
-
-
-def _listen_json(out: Output, mode: str, hexdump: bool = False):
-    from netdiag.listen import data_records
-
-    def show(event) -> None:
-        if event.kind == "data":
-            for record in data_records(event, hexdump):
-                out.json_line(record)
-            out.stdout.flush()
-            return
-        record = {"event": event.kind, "address": event.address, "port": event.port}
-        if event.kind == "listening":
-            record["mode"] = mode
-        if event.stats is not None and event.kind == "close":
-            s = event.stats
-            record.update(received=s.received, sent=s.sent, duration_s=round(s.duration_s, 6), reason=s.reason)
-        if event.detail:
-            record["detail"] = event.detail
-        out.json_line(record)
-        out.stdout.flush()
-
-    return show
-
-
-def _listen_events(out: Output, mode: str, quiet: bool, hexdump: bool = False):
-    from rich.text import Text
-
-    from netdiag.listen import close_text, data_text
-
-    _ = out.err  # rich's console made now: later, every descriptor may be a client's
-
-    def show(event) -> None:
-        if event.kind == "listening":
-            address = f"[{event.address}]" if ":" in event.address else event.address
-            out.stdout.write(f"listening on {address} port {event.port} ({mode})\n")
-            out.stdout.flush()
-        elif event.kind == "data":  # on stdout, even with -q: what show mode is for
-            out.stdout.write(data_text(event, hexdump))
-            out.stdout.flush()
-        elif event.kind == "refused" and not event.address:  # the server is out of something: said even with -q
-            out.warn(event.detail)
-        elif quiet:
-            return
-        elif event.kind == "open":
-            out.info(Text(f"+ {event.address} port {event.port} connected", style="green"))
-        elif event.kind == "close":
-            out.info(Text(close_text(event), style="dim"))
-        elif event.kind == "refused":
-            out.info(Text(f"! {event.address} refused: {event.detail}", style="yellow"))
-
-    return show

@@ -47,8 +47,8 @@ from dataclasses import dataclass, field
 from netdiag import outcomes
 from netdiag.errors import BadInput, CannotRun, NetdiagError
 from netdiag.limits import raise_descriptor_limit
-from netdiag.models import DnsAnswer
-from netdiag.telnet.screen import hexdump, whole_characters
+from netdiag.models import DnsAnswer, ForwardAnswer
+from netdiag.telnet.screen import whole_characters
 from netdiag.text import visible
 from netdiag.workers import spawn
 
@@ -856,75 +856,7 @@ def format_answer(answer: DnsAnswer) -> str:
     """One line for a lookup-mode client."""
     if not answer.ok:
         return f"{answer.query}: {answer.outcome.message}"
-    if answer.kind == "forward":
+    if isinstance(answer, ForwardAnswer):
         return f"{answer.query}: {' '.join(answer.addresses)}"
     confirmed = "confirmed" if answer.confirmed else "NOT confirmed"
     return f"{answer.query}: {answer.ptr} ({confirmed})"
-
-
-# --- what the log and show mode print (pure: events in, safe text out) -------------
-
-
-def plural(count: int, noun: str) -> str:
-    """``1 connection``, ``2 connections``, ``1,024 bytes``."""
-    return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
-
-
-def client_tag(address: str, port: int) -> str:
-    """``127.0.0.1:40312``, ``[::1]:40312``."""
-    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
-
-
-def data_lines(data: bytes) -> list[str]:
-    """A data event's text, cut after each LF, each piece with its line end
-    (the last one may have none: a line shown before its end), decoded as
-    UTF-8 (other bytes as ``\\xNN``). Not yet made visible."""
-    pieces = data.decode("utf-8", "backslashreplace").split("\n")
-    lines = [piece + "\n" for piece in pieces[:-1]]
-    if pieces[-1]:
-        lines.append(pieces[-1])
-    return lines
-
-
-def data_text(event: Event, as_hex: bool = False) -> str:
-    """What show mode prints for a data event: ``127.0.0.1:40312> GET / HTTP/1.1``
-    for each line (without its LF or CR LF; every other control character as
-    an escape), or hex dump lines (``127.0.0.1:40312> 00000000  47 45 54 ...``)."""
-    tag = client_tag(event.address, event.port)
-    if as_hex:
-        return hexdump(event.data, tag + ">", event.offset)
-    rows = []
-    for line in data_lines(event.data):
-        text = line.removesuffix("\n").removesuffix("\r") if line.endswith("\n") else line
-        rows.append(f"{tag}> {visible(text)}\n")
-    return "".join(rows)
-
-
-def data_records(event: Event, as_hex: bool = False) -> list[dict[str, str | int]]:
-    """JSON records for a data event: one per line, ``data`` the visible text
-    of the line with its line end (``GET / HTTP/1.1\\r\\n``; none: the line
-    was shown before its end); with ``as_hex``, one per read, ``hex`` its bytes
-    and ``offset`` where they start in what the client sent."""
-    head: dict[str, str | int] = {"event": "data", "address": event.address, "port": event.port}
-    if as_hex:
-        return [{**head, "offset": event.offset, "hex": event.data.hex()}]
-    return [{**head, "data": visible(line)} for line in data_lines(event.data)]
-
-
-def close_text(event: Event) -> str:
-    """``- 127.0.0.1 port 40312 closed (client closed): 4 bytes in, 4 out, 0.009s``"""
-    s = event.stats
-    assert s is not None  # a close event carries its client's stats
-    return (
-        f"- {event.address} port {event.port} closed ({s.reason}): "
-        f"{plural(s.received, 'byte')} in, {s.sent:,} out, {s.duration_s:.3f}s"
-    )
-
-
-def summary_text(summary: Summary, elapsed: float) -> str:
-    """``served 1 connection (0 refused, peak 1 at once); 6 bytes in, 6 out in 4.1s``"""
-    return (
-        f"served {plural(summary.connections, 'connection')} ({summary.refused:,} refused, peak "
-        f"{summary.peak_clients:,} at once); {plural(summary.received, 'byte')} in, {summary.sent:,} out "
-        f"in {elapsed:.1f}s"
-    )

@@ -51,22 +51,47 @@ _DNS_MESSAGES = {
 
 
 @dataclass(frozen=True)
-class DnsAnswer:
+class LookupAnswer:
+    """One query to the system resolver (what applications see). A forward
+    and a reverse lookup answer different things: each is its own type."""
+
     query: str
-    kind: str  # "forward" (name → addresses) or "reverse" (address → name)
     outcome: DnsOutcome
     elapsed_ms: float
-    canonical: str | None = None
-    aliases: tuple[str, ...] = ()
-    addresses: tuple[str, ...] = ()
-    ptr: str | None = None
-    confirmed: bool | None = None  # reverse only: PTR name resolves back here
-    source: str | None = None  # "hosts" when /etc/hosts lists it, else "dns"
     detail: str | None = None  # the resolver's own words on failure
 
     @property
     def ok(self) -> bool:
         return self.outcome is DnsOutcome.OK
+
+    @property
+    def reason(self) -> str:
+        """Why it failed, in words (the resolver's own added to a failure)."""
+        detail = f": {self.detail}" if self.outcome is DnsOutcome.FAILURE and self.detail else ""
+        return self.outcome.message + detail
+
+
+@dataclass(frozen=True)
+class ForwardAnswer(LookupAnswer):
+    """A name's addresses, its canonical name and the aliases on the way."""
+
+    canonical: str | None = None
+    aliases: tuple[str, ...] = ()
+    addresses: tuple[str, ...] = ()
+    source: str | None = None  # "hosts" when /etc/hosts lists it, else "dns"
+
+
+@dataclass(frozen=True)
+class ReverseAnswer(LookupAnswer):
+    """An address's PTR name, and whether that name resolves back to it (FCrDNS)."""
+
+    ptr: str | None = None
+    aliases: tuple[str, ...] = ()
+    confirmed: bool | None = None
+    source: str | None = None
+
+
+DnsAnswer = ForwardAnswer | ReverseAnswer
 
 
 class HostState(Enum):
@@ -74,6 +99,26 @@ class HostState(Enum):
     DOWN = "down"  # no answer within the timeout
     UNREACHABLE = "unreachable"  # an ICMP error or a local routing error came back
     UNRESOLVED = "unresolved"  # a hostname target with no address
+
+
+class RttStats(NamedTuple):
+    """A host's echo statistics, computed in one pass over its RTTs: every
+    view (table, columns, JSON, watch) reads these, none computes its own."""
+
+    sent: int
+    received: int
+    loss: float | None  # fraction unanswered; None when nothing was sent
+    min: float | None
+    avg: float | None
+    max: float | None
+
+    @classmethod
+    def of(cls, rtts_ms: tuple[float | None, ...]) -> RttStats:
+        answered = [r for r in rtts_ms if r is not None]
+        sent, received = len(rtts_ms), len(answered)
+        if not answered:
+            return cls(sent, 0, 1.0 if sent else None, None, None, None)
+        return cls(sent, received, 1 - received / sent, min(answered), sum(answered) / received, max(answered))
 
 
 class HostResult(NamedTuple):
@@ -89,37 +134,16 @@ class HostResult(NamedTuple):
     mac: str | None = None  # on-link hosts: from the ARP reply or the neighbour table
     vendor: str | None = None  # the MAC's IEEE registrant
     other_addresses: tuple[str, ...] = ()  # link discovery: the host's global addresses with the same MAC
+    target: str | None = None  # what the user typed that this host came from (a name, a network, an address)
 
     @property
     def alive(self) -> bool:
+        """The one definition of alive: it answered (an ICMP error is not an answer)."""
         return self.state is HostState.UP
 
     @property
-    def sent(self) -> int:
-        return len(self.rtts_ms)
-
-    @property
-    def received(self) -> list[float]:
-        return [r for r in self.rtts_ms if r is not None]
-
-    @property
-    def loss(self) -> float | None:
-        """Fraction of echo requests unanswered (None when none were sent)."""
-        sent = len(self.rtts_ms)
-        return 1 - len(self.received) / sent if sent else None
-
-    @property
-    def rtt_min(self) -> float | None:
-        return min(self.received, default=None)
-
-    @property
-    def rtt_max(self) -> float | None:
-        return max(self.received, default=None)
-
-    @property
-    def rtt_avg(self) -> float | None:
-        received = self.received
-        return sum(received) / len(received) if received else None
+    def stats(self) -> RttStats:
+        return RttStats.of(self.rtts_ms)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import select
 import stat
 import sys
 from collections.abc import Callable, Iterable
+from enum import Enum
 from typing import IO, TYPE_CHECKING, Any
 
 from netdiag.text import visible
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from rich.table import Table
     from rich.text import Text
 
-    from netdiag.columns import Rows
+    from netdiag.views.table import Rows
 
 PIPE_WIDTH = 250
 MIN_WIDTH = 20  # narrower than this is a broken COLUMNS, not a terminal
@@ -36,8 +37,19 @@ _JSON = json.JSONEncoder(ensure_ascii=True, indent=2)
 _JSON_LINE = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"))
 
 
+class Format(Enum):
+    """How results are written: decided once (``Output.choose``), for every view."""
+
+    RICH = "rich"  # a person at a terminal: boxed, coloured tables
+    PLAIN = "plain"  # a pipe or a file: aligned columns for grep and awk
+    JSON = "json"  # --json: one document
+    JSON_LINES = "jsonl"  # --jsonl: one line per result as it comes, then the summary
+
+
 class Output:
-    """Where results (stdout) and diagnostics (stderr) go. Injectable for tests.
+    """Where results (stdout) and diagnostics (stderr) go, and in which
+    format. Injectable: tests pass their own streams (a stream that says it
+    is a terminal gets the rich tables).
 
     Colour follows rich: off when the stream is not a terminal or NO_COLOR is set.
     """
@@ -45,6 +57,26 @@ class Output:
     def __init__(self, stdout: IO[str] | None = None, stderr: IO[str] | None = None) -> None:
         self.stdout = stdout or sys.stdout
         self.stderr = stderr or sys.stderr
+        self._format: Format | None = None
+
+    def choose(self, *, json: bool = False, json_lines: bool = False) -> Format:
+        """The format of this run's results, from the command's options and
+        what stdout is; every view then asks ``format``."""
+        if json and json_lines:
+            from netdiag.errors import BadInput
+
+            raise BadInput("--json prints one document at the end and --jsonl streams lines as they come: pick one")
+        if json_lines:
+            self._format = Format.JSON_LINES
+        elif json:
+            self._format = Format.JSON
+        else:
+            self._format = Format.RICH if _is_terminal(self.stdout) else Format.PLAIN
+        return self._format
+
+    @property
+    def format(self) -> Format:
+        return self._format if self._format is not None else self.choose()
 
     # The rich consoles are made on first use: a piped telnet session never
     # needs rich, and importing it costs start-up time.
@@ -106,10 +138,10 @@ class Output:
         unfolded; plain aligned columns in a pipe, for more rows than anyone
         reads in a box, and on a narrow terminal, where the last column (the
         names) is cut short so that no line wraps and no number is split."""
-        from netdiag.columns import plain_table
+        from netdiag.views.table import plain_table
 
         headers, cells = rows
-        if not self.rich_tables:
+        if self.format is not Format.RICH:
             self.text(plain_table(headers, cells))
             return
         width = self.terminal_width
@@ -137,13 +169,6 @@ class Output:
             return max(os.get_terminal_size(self.stdout.fileno()).columns, MIN_WIDTH)
         except (OSError, ValueError, AttributeError):
             return 80
-
-    @property
-    def rich_tables(self) -> bool:
-        """Boxed, coloured tables for a person at a terminal; plain aligned
-        columns for pipes (and for tables too long to read anyway). Asks the
-        stream itself: making a rich Console to ask would import rich."""
-        return _is_terminal(self.stdout)
 
     def json(self, document: Any) -> None:
         self._wait_writable()

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from netdiag import nss, workers
 from netdiag.errors import ResolveError
-from netdiag.models import DnsAnswer, DnsOutcome
+from netdiag.models import DnsAnswer, DnsOutcome, ForwardAnswer, ReverseAnswer
 from netdiag.workers import TimedOut, iter_with_deadline
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -121,13 +121,13 @@ def _forward(name: str, hosts: HostsFile, deadline: float) -> DnsAnswer:
     try:
         encoded = name.encode()
     except UnicodeError:  # an undecodable byte from argv or a file
-        return DnsAnswer(name, "forward", DnsOutcome.FAILURE, _ms_since(start), detail="not a valid name")
+        return ForwardAnswer(name, DnsOutcome.FAILURE, _ms_since(start), detail="not a valid name")
     try:
         infos = socket.getaddrinfo(encoded, None, type=socket.SOCK_STREAM, flags=_FORWARD_FLAGS)
     except socket.gaierror as exc:
-        return DnsAnswer(name, "forward", _gai_outcome(exc), _ms_since(start), detail=exc.strerror)
+        return ForwardAnswer(name, _gai_outcome(exc), _ms_since(start), detail=exc.strerror)
     except (UnicodeError, ValueError):  # NUL byte, canonical name that is not UTF-8
-        return DnsAnswer(name, "forward", DnsOutcome.FAILURE, _ms_since(start), detail="not a valid name")
+        return ForwardAnswer(name, DnsOutcome.FAILURE, _ms_since(start), detail="not a valid name")
     elapsed = _ms_since(start)
     canonical = next((info[3] for info in infos if info[3]), name)
     addresses = tuple(dict.fromkeys(str(info[4][0]) for info in infos))  # str: an IPv4 or IPv6 address
@@ -135,8 +135,8 @@ def _forward(name: str, hosts: HostsFile, deadline: float) -> DnsAnswer:
     chain: list[str] = []
     if _key(name) != _key(canonical) or from_hosts:  # a CNAME chain, or a hosts line's other names
         chain = _chain(name, addresses, deadline)
-    return DnsAnswer(
-        name, "forward", DnsOutcome.OK, elapsed, canonical=canonical,
+    return ForwardAnswer(
+        name, DnsOutcome.OK, elapsed, canonical=canonical,
         aliases=_aliases(name, chain, canonical), addresses=addresses, source="hosts" if from_hosts else "dns",
     )  # fmt: skip
 
@@ -177,17 +177,17 @@ def _reverse(address: IPAddress, query: str, hosts: HostsFile) -> DnsAnswer:
         ptr, aliases = _ptr(query)
     except socket.herror as exc:
         outcome = DnsOutcome.NO_PTR if exc.errno in _HERROR_NO_PTR else DnsOutcome.FAILURE
-        return DnsAnswer(query, "reverse", outcome, _ms_since(start), detail=exc.strerror)
+        return ReverseAnswer(query, outcome, _ms_since(start), detail=exc.strerror)
     except socket.gaierror as exc:
         outcome = DnsOutcome.NO_PTR if exc.errno == socket.EAI_NONAME else DnsOutcome.FAILURE
-        return DnsAnswer(query, "reverse", outcome, _ms_since(start), detail=exc.strerror)
+        return ReverseAnswer(query, outcome, _ms_since(start), detail=exc.strerror)
     except OSError as exc:
-        return DnsAnswer(query, "reverse", DnsOutcome.FAILURE, _ms_since(start), detail=exc.strerror or str(exc))
+        return ReverseAnswer(query, DnsOutcome.FAILURE, _ms_since(start), detail=exc.strerror or str(exc))
     except (UnicodeError, ValueError):
-        return DnsAnswer(query, "reverse", DnsOutcome.FAILURE, _ms_since(start), detail="PTR name is not valid UTF-8")
+        return ReverseAnswer(query, DnsOutcome.FAILURE, _ms_since(start), detail="PTR name is not valid UTF-8")
     elapsed = _ms_since(start)
-    return DnsAnswer(
-        query, "reverse", DnsOutcome.OK, elapsed, ptr=ptr, aliases=tuple(aliases),
+    return ReverseAnswer(
+        query, DnsOutcome.OK, elapsed, ptr=ptr, aliases=tuple(aliases),
         confirmed=forward_confirms(ptr, mapped or address),
         source="hosts" if not mapped and hosts.names(address, ptr) else "dns",
     )  # fmt: skip
@@ -255,8 +255,8 @@ def lookup_many(
     # one stuck on a slow server holds no other.
     for query, answer in iter_with_deadline(lambda q: lookup(q, hosts, timeout), queries, timeout, workers=256):
         if isinstance(answer, TimedOut):
-            kind = "forward" if _is_name(query) else "reverse"
-            yield DnsAnswer(query, kind, DnsOutcome.TIMEOUT, timeout * 1000, detail=answer.reason(timeout))
+            kind = ForwardAnswer if _is_name(query) else ReverseAnswer
+            yield kind(query, DnsOutcome.TIMEOUT, timeout * 1000, detail=answer.reason(timeout))
         else:
             yield answer
 

@@ -272,11 +272,11 @@ class Unresolved:
 
 
 def iter_runs(
-    targets: Iterable[Target], resolve: Callable[[str], list[IPAddress]] | None
+    targets: Iterable[Target], resolve: Callable[[str], list[IPAddress]] | None, seen: SeenRuns | None = None
 ) -> Iterator[tuple[int, int, int, str | None] | Unresolved]:
     """``(version, first, last, hostname)`` runs of addresses as integers, each
-    address once across all runs, in input order."""
-    seen = SeenRuns()
+    address once across all runs (and those already ``seen``), in input order."""
+    seen = SeenRuns() if seen is None else seen
     for target in targets:
         if isinstance(target, LinkDiscovery):
             continue  # not a run of addresses: the sweep discovers its hosts
@@ -353,6 +353,11 @@ def ipv6_text(n: int) -> str:
     if n >> 32 == 0xFFFF:
         return "::ffff:" + socket.inet_ntop(socket.AF_INET, (n & 0xFFFFFFFF).to_bytes(4, "big"))
     return str(ipaddress.IPv6Address(n))
+
+
+def target_text(target: Target) -> str:
+    """The target as the user typed it: a result's ``target`` field."""
+    return target.name if isinstance(target, HostName) else target.source
 
 
 def count_addresses(targets: Iterable[Target]) -> int:

@@ -32,13 +32,11 @@ from netdiag.listen import (
     Listener,
     ListenOptions,
     Summary,
-    close_text,
     lookup_row,
     parse_query,
-    plural,
-    summary_text,
 )
-from netdiag.models import DnsAnswer, DnsOutcome
+from netdiag.models import DnsAnswer, DnsOutcome, ReverseAnswer
+from netdiag.views.listen import close_text, plural, summary_text
 from tests.lab import netdiag_command
 
 
@@ -349,7 +347,7 @@ def test_a_resolver_that_raises_still_gives_the_query_its_row(exc):
 
 def test_answer_rows_are_printable_whatever_dns_says():
     def resolve(query: str) -> DnsAnswer:
-        return DnsAnswer(query, "reverse", DnsOutcome.OK, 1.0, ptr="\x1b[31mred\x1b[0m.lab.test", confirmed=True)
+        return ReverseAnswer(query, DnsOutcome.OK, 1.0, ptr="\x1b[31mred\x1b[0m.lab.test", confirmed=True)
 
     assert lookup_row("127.1.0.78", resolve) == "127.1.0.78: \\e[31mred\\e[0m.lab.test (confirmed)"
 

@@ -25,10 +25,9 @@ from netdiag.listen import (
     Event,
     Listener,
     ListenOptions,
-    data_records,
-    data_text,
 )
 from netdiag.telnet.screen import whole_characters
+from netdiag.views.listen import data_records, data_text
 from tests.lab import netdiag_command
 from tests.lab.servers import fill_from
 

@@ -4,9 +4,9 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from netdiag.models import DnsAnswer, DnsOutcome
+from netdiag.models import DnsOutcome, ReverseAnswer
 from netdiag.output import Output
-from netdiag.render import dns_answers_table
+from netdiag.views.dns import answers_table as dns_answers_table
 from netdiag.text import visible
 
 
@@ -31,7 +31,7 @@ def render(table, **console):
 
 
 def test_untrusted_names_are_never_markup_nor_escape_codes():
-    answer = DnsAnswer("127.1.0.77", "reverse", DnsOutcome.OK, 1.0, ptr="[bold]evil[/bold]\x1b[2J", confirmed=True)
+    answer = ReverseAnswer("127.1.0.77", DnsOutcome.OK, 1.0, ptr="[bold]evil[/bold]\x1b[2J", confirmed=True)
     text = render(dns_answers_table([answer]))
     assert "[bold]evil[/bold]\\e[2J" in text
     assert "\x1b" not in text
@@ -46,7 +46,7 @@ def test_json_escapes_every_control_byte():
 
 
 def test_plain_columns_on_a_narrow_terminal_cut_names_or_leave_columns_out_never_split_numbers():
-    from netdiag.columns import plain_table
+    from netdiag.views.table import plain_table
 
     headers = ["ADDRESS", "STATE", "MIN/AVG/MAX_MS", "NAME"]
     rows = [["fd00:1ab:1::10", "up", "0.029/0.032/0.034", "a-rather-long-host-name.lab.test"]]

@@ -189,8 +189,9 @@ def test_a_slow_resolver_never_holds_the_sweep(silent_resolver):
 def test_json_schema():
     _, doc, _ = sweep_json("-n", "-t", "0.3", "127.1.0.1", "127.2.0.1", "127.4.0.1", "nope.lab.test")
     assert set(doc) == {"results", "summary"}
+    assert [row["target"] for row in doc["results"]] == ["127.1.0.1", "127.2.0.1", "127.4.0.1", "nope.lab.test"]
     for row in doc["results"]:
-        assert set(row) == {"address", "alive", "state", "rtt_ms", "rtt_min_ms", "rtt_max_ms", "rtts_ms", "loss",
+        assert set(row) == {"target", "address", "alive", "state", "rtt_ms", "rtt_min_ms", "rtt_max_ms", "rtts_ms", "loss",
                             "name", "reason", "mac", "vendor", "other_addresses"}  # fmt: skip
         assert row["mac"] is None and row["vendor"] is None  # loopback: no link layer
         assert isinstance(row["alive"], bool) and row["state"] in {"up", "down", "unreachable", "unresolved"}

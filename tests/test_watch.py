@@ -424,7 +424,7 @@ def test_on_a_terminal_the_table_is_redrawn_each_round_and_changes_print_above_i
     finally:
         drop.off()
         display.stop()
-    display.finish(watch, json_output=False)
+    display.finish(watch)
     screen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", stdout.getvalue())  # what the terminal shows, uncoloured
     assert "round 3 · every 0.05s · 1/2 up · 1 state change · icmp (raw socket)" in screen
     assert "127.1.224.2  up -> down after" in screen  # above the table: stderr is that terminal too
@@ -465,7 +465,9 @@ def forget_rich_caches() -> None:
 def test_memory_stays_flat_round_after_round_on_a_slash_24(shown, monkeypatch):
     monkeypatch.setenv("LINES", "12")
     terminal = shown == "live table"
-    display = views.display_for(Output(Sink(terminal), Sink(terminal)), 0.0, jsonl=not terminal)
+    out = Output(Sink(terminal), Sink(terminal))
+    out.choose(json_lines=not terminal)
+    display = views.display_for(out, 0.0)
     blocks, rss = [], []
 
     def sample(watch, done):

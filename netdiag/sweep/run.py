@@ -9,6 +9,7 @@ tcp), which on-link paces itself to the kernel's neighbour table.
 
 from __future__ import annotations
 
+import bisect
 import gc
 import ipaddress
 import itertools
@@ -35,7 +36,16 @@ from netdiag.sweep.options import (
     on_link_note,
     plan_kernel_method,
 )
-from netdiag.targets import HostName, LinkDiscovery, SeenRuns, Target, Unresolved, iter_runs, run_texts
+from netdiag.targets import (
+    HostName,
+    LinkDiscovery,
+    SeenRuns,
+    Target,
+    Unresolved,
+    iter_runs,
+    run_texts,
+    target_text,
+)
 from netdiag.workers import TimedOut, call_soon, iter_with_deadline, spawn
 
 if TYPE_CHECKING:
@@ -43,8 +53,8 @@ if TYPE_CHECKING:
 
 OnResult = Callable[[HostResult], None]
 Run = tuple[int, int, int, str | None]  # (version, first, last, hostname)
+Addresses = list[ipaddress.IPv4Address | ipaddress.IPv6Address]  # a name's, resolved
 DISCOVERED_AFTER = 1 << 128  # link discovery: after the IPv6 addresses swept, fastest first
-UNRESOLVED_ORDER = 7  # unresolved names sort after every address, in input order
 HOLD_MARGIN_S = 0.2  # past the kernel's resolution time before an entry counts as freed
 NEIGHBOUR_HEADROOM = 64  # entries of the machine's table a sweep leaves to everyone else
 NOT_SWEPT = "interrupted before it was swept"
@@ -61,19 +71,54 @@ class Group:
         return itertools.chain.from_iterable(run_texts(*run) for run in self.runs)
 
 
+class Origins:
+    """Which target each swept address came from: its place in the input
+    (rows keep the order the targets were given in, each network's addresses
+    in address order) and the text typed (a result's ``target``). Runs are
+    disjoint (every address is swept once), so a bisect finds an address's."""
+
+    def __init__(self, targets: list[Target]) -> None:
+        self.targets = targets
+        self.texts = [target_text(t) for t in targets]
+        self._firsts: dict[int, list[int]] = {4: [], 6: []}
+        self._runs: dict[int, list[tuple[int, int, int]]] = {4: [], 6: []}  # (first, last, target index)
+
+    def runs(self, resolve: Callable[[str], Addresses]) -> Iterator[tuple[int, Run | Unresolved]]:
+        """Every target's runs (each address once), with the target's index."""
+        seen = SeenRuns()
+        for index, target in enumerate(self.targets):
+            for run in iter_runs([target], resolve, seen):
+                yield index, run
+
+    def add(self, run: Run, index: int) -> None:
+        version, first, last, _ = run
+        at = bisect.bisect(self._firsts[version], first)
+        self._firsts[version].insert(at, first)
+        self._runs[version].insert(at, (first, last, index))
+
+    def index_of(self, version: int, number: int) -> int:
+        at = bisect.bisect(self._firsts[version], number) - 1
+        first, last, index = self._runs[version][at]
+        assert first <= number <= last, "an address swept outside every run"
+        return index
+
+    def index_of_name(self, name: str) -> int:
+        return next(i for i, t in enumerate(self.targets) if isinstance(t, HostName) and t.name == name)
+
+
 def resolve_names(
     targets: Iterable[Target], timeout: float, family: int = socket.AF_UNSPEC
-) -> dict[str, list | NetdiagError]:
+) -> dict[str, Addresses | NetdiagError]:
     """Resolve every hostname target, concurrently, under one deadline."""
 
-    def lookup(name: str) -> list | NetdiagError:
+    def lookup(name: str) -> Addresses | NetdiagError:
         try:
             return resolver.resolve_addresses(name, family)
         except NetdiagError as exc:  # the row already names the host
             return NetdiagError(str(exc).removeprefix(f"{name}: "))
 
     names = [t.name for t in targets if isinstance(t, HostName)]
-    answers: dict[str, list | NetdiagError] = {}
+    answers: dict[str, Addresses | NetdiagError] = {}
     for name, answer in iter_with_deadline(lookup, list(dict.fromkeys(names)), timeout):
         answers[name] = NetdiagError(answer.reason(timeout)) if isinstance(answer, TimedOut) else answer
     return answers
@@ -220,8 +265,8 @@ def _checks_addresses(options: SweepOptions) -> bool:
     return options.method == "arp" or bool(options.interface or options.source)
 
 
-def _resolved_by(answers: dict[str, list | NetdiagError]) -> Callable[[str], list]:
-    def resolve(name: str) -> list:
+def _resolved_by(answers: dict[str, Addresses | NetdiagError]) -> Callable[[str], Addresses]:
+    def resolve(name: str) -> Addresses:
         answer = answers[name]
         if isinstance(answer, NetdiagError):
             raise answer
@@ -230,33 +275,38 @@ def _resolved_by(answers: dict[str, list | NetdiagError]) -> Callable[[str], lis
     return resolve
 
 
-def _later(name: str) -> list:
+def _later(name: str) -> Addresses:
     return []  # not known yet: swept once the names are resolved
 
 
-def _split_swept(named: list[Run], swept: list[Run]) -> tuple[list[Run], dict[str, str]]:
+def _split_swept(
+    named: list[tuple[int, Run]], swept: list[tuple[int, Run]]
+) -> tuple[list[tuple[int, Run]], dict[str, str]]:
     """The names' runs (single addresses) the address targets did not cover,
     and for those they did, the host name to show on their row."""
     seen = SeenRuns()
-    for version, first, last, _ in swept:
+    for _, (version, first, last, _) in swept:
         seen.add(version, first, last)
-    todo: list[Run] = []
+    todo: list[tuple[int, Run]] = []
     labels: dict[str, str] = {}
-    for run in named:
+    for index, run in named:
         version, first, last, name = run
         if name is None:
             continue  # an address target: already swept
         if any(True for _ in seen.unseen_runs(version, first, last)):
-            todo.append(run)
+            todo.append((index, run))
         else:
             labels.update((text, name) for text, *_ in run_texts(*run))
     return todo, labels
 
 
-def _cut_short(targets: list[Target]) -> list[HostResult]:
+def _cut_short(targets: list[Target]) -> list[tuple[int, HostResult]]:
     """Rows for host-name targets an interruption stopped before they were swept."""
-    names = dict.fromkeys(t.name for t in targets if isinstance(t, HostName))
-    return [HostResult(name, HostState.DOWN, reason=NOT_SWEPT) for name in names]
+    first_of = {t.name: i for i, t in reversed(list(enumerate(targets))) if isinstance(t, HostName)}
+    return [
+        (i, HostResult(name, HostState.DOWN, reason=NOT_SWEPT))
+        for name, i in sorted(first_of.items(), key=itemgetter(1))
+    ]
 
 
 def run_sweep(
@@ -279,17 +329,26 @@ def run_sweep(
     version = options.ip_version or _version(options.source)
     family = {None: socket.AF_UNSPEC, 4: socket.AF_INET, 6: socket.AF_INET6}[version]
     names = call_soon(resolve_names, targets, options.name_timeout, family) if _has_names(targets) else None
-    results: list[tuple[tuple[int, int], HostResult]] = []
+    results: list[tuple[tuple[int, int, int], HostResult]] = []
     lock = threading.Lock()  # engines side by side emit from their own threads
     states: Counter[HostState] = Counter()
     runner = threading.current_thread()
     outbox: queue.SimpleQueue[HostResult] = queue.SimpleQueue()
+    origins = Origins(targets)
+    make = tuple.__new__  # a result with its target: twice as fast as _replace, for a /16's rows
 
     def emit(result: HostResult, order: tuple[int, int]) -> None:
+        """An engine's result: placed by the target its address came from."""
+        with lock:
+            index = origins.index_of(*order)
+        place(result, index, order)
+
+    def place(result: HostResult, index: int, order: tuple[int, int]) -> None:
+        result = make(HostResult, (*result[:-1], origins.texts[index]))
         with lock:
             states[result.state] += 1
             if keep_results:
-                results.append((order, result))
+                results.append(((index, *order), result))
         if on_result is not None:  # output only from this thread: a blocked write holds no engine
             if threading.current_thread() is runner:
                 on_result(result)
@@ -302,21 +361,24 @@ def run_sweep(
 
     unresolved = 0
 
-    def runs_of(resolve: Callable[[str], list]) -> list[Run]:
+    def runs_of(resolve: Callable[[str], Addresses]) -> list[tuple[int, Run]]:
         nonlocal unresolved
-        runs: list[Run] = []
-        for run in iter_runs(targets, resolve):
+        runs: list[tuple[int, Run]] = []
+        for index, run in origins.runs(resolve):
             if isinstance(run, Unresolved):
                 unresolved += 1
-                emit(HostResult(run.name, HostState.UNRESOLVED, reason=run.reason), (UNRESOLVED_ORDER, unresolved))
+                place(HostResult(run.name, HostState.UNRESOLVED, reason=run.reason), index, (0, 0))
             else:
-                runs.append(run)
+                runs.append((index, run))
         return runs
 
     groups: list[Group] = []
     engines: list[Engine] = []
 
-    def sweep(runs: list[Run]) -> None:
+    def sweep(indexed: list[tuple[int, Run]]) -> None:
+        for index, run in indexed:
+            origins.add(run, index)
+        runs = [run for _, run in indexed]
         more = plan_groups(runs, options) if runs else []
         groups.extend(more)
         engines.extend(build_engine(group, options) for group in more)
@@ -343,7 +405,7 @@ def run_sweep(
             ready = names is not None and names.done()  # read once: the names may arrive any moment
             swept = runs_of(_resolved_by(names.result()) if ready else _later)  # type: ignore[union-attr]
             waiting = waiting and not ready
-            for target in targets:
+            for index, target in enumerate(targets):
                 if isinstance(target, LinkDiscovery) and not stop.is_set():
                     from netdiag.sweep.discover import discover
 
@@ -351,7 +413,7 @@ def run_sweep(
                     discovery_probes += sent
                     discovered += len(found)
                     for number, result in enumerate(found):
-                        emit(result, (6, DISCOVERED_AFTER + number))
+                        place(result, index, (6, DISCOVERED_AFTER + number))
             sweep(swept)
             if waiting and not stop.is_set() and not any(e.interrupted for e in engines):
                 todo, labels = _split_swept(runs_of(_resolved_by(names.result())), swept)  # type: ignore[union-attr]
@@ -364,14 +426,14 @@ def run_sweep(
                 engine.close()
         deliver()
         if waiting:  # interrupted before the names were swept: each still gets its row
-            for number, row in enumerate(_cut_short(targets), 1):
+            for index, row in _cut_short(targets):
                 cut_short += 1
-                emit(row, (UNRESOLVED_ORDER, unresolved + number))
+                place(row, index, (0, 0))
             deliver()
         interrupted = interrupted or any(e.interrupted for e in engines)
         name_notes: list[str] = []
         if keep_results:
-            results.sort(key=itemgetter(0))  # (4, n) before (6, n); unresolved names (7, input position)
+            results.sort(key=itemgetter(0))  # input order; a network's addresses in address order
             final = [r._replace(name=labels[r.address]) if r.address in labels else r for _, r in results]
             try:
                 final = _annotate(final, options, groups, interrupted, name_notes)
@@ -414,7 +476,12 @@ def _discovery_uses(targets: list[Target], hosts: int) -> list[MethodUse]:
 
 
 def _run_engines(
-    engines: list[Engine], groups: list[Group], emit: Emit, progress, stop: threading.Event, deliver: Callable[[], None]
+    engines: list[Engine],
+    groups: list[Group],
+    emit: Emit,
+    progress: Progress,
+    stop: threading.Event,
+    deliver: Callable[[], None],
 ) -> None:
     """One engine runs in this thread; several run side by side, each in its own."""
     if len(engines) == 1:

@@ -313,7 +313,9 @@ def run_watch(
     per_round = replace(options, count=1, retries=0, names=False, vendors=False)
     clock = watch.clock
     watch.started = clock.now()
-    lookup: Future | None = None  # reverse names of the hosts up in the first round, found meanwhile
+    lookup: Future[tuple[dict[str, str], list[str]]] | None = (
+        None  # reverse names of the hosts up in the first round, found meanwhile
+    )
     next_start = time.monotonic()
     try:
         while rounds is None or watch.rounds < rounds:
@@ -366,7 +368,7 @@ def _reverse_names(addresses: list[str], timeout: float) -> tuple[dict[str, str]
     return names, [names_note(unanswered, len(addresses), timeout)] if unanswered else []
 
 
-def _name_hosts(watch: Watch, lookup: Future) -> list[str]:
+def _name_hosts(watch: Watch, lookup: Future[tuple[dict[str, str], list[str]]]) -> list[str]:
     """Names are a courtesy: a lookup that failed is said, never fatal."""
     try:
         names, notes = lookup.result()

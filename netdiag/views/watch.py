@@ -19,12 +19,13 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from netdiag import interrupts
-from netdiag.columns import Rows, milliseconds
 from netdiag.errors import BadInput
 from netdiag.models import HostResult, HostState
+from netdiag.output import Format
 from netdiag.status import ExitStatus
 from netdiag.sweep.watch import DEFAULT_PERIOD_S, Change, HostWatch, Round, Watch, run_watch
 from netdiag.text import visible
+from netdiag.views.table import Rows, milliseconds
 
 if TYPE_CHECKING:
     from rich.console import Group
@@ -54,37 +55,33 @@ def watch_sweep(
     options: SweepOptions,
     period: float | None,
     *,
-    json_output: bool = False,
-    jsonl: bool = False,
     alive: bool = False,
     show_map: bool = False,
     rounds: int | None = None,
 ) -> int:
     """``sweep --watch``: rounds until a signal (or ``rounds`` rounds), then
     the summary; the exit status (128 + the signal when one ended it)."""
-    if json_output and jsonl:
-        raise BadInput("--watch: --json prints the summary at the end and --jsonl streams every probe: pick one")
     if alive or show_map:
         raise BadInput(f"--watch shows every host as it changes: {'--alive' if alive else '--map'} is for one sweep")
     period = DEFAULT_PERIOD_S if period is None else period
-    display = display_for(out, period, json_output=json_output, jsonl=jsonl)
+    display = display_for(out, period)
     try:
         watch = run_watch(targets, options, period, display.round, rounds, on_start=display.start)
     finally:
         display.stop()
-    display.finish(watch, json_output)
+    display.finish(watch)
     if watch.interrupted:
         return interrupts.exit_status()
     return ExitStatus.OK if watch.count(HostState.UP) else ExitStatus.NEGATIVE
 
 
-def display_for(out: Output, period: float, *, json_output: bool = False, jsonl: bool = False) -> Display:
+def display_for(out: Output, period: float) -> Display:
     """The display that suits where stdout goes and what was asked for."""
-    if jsonl:
+    if out.format is Format.JSON_LINES:
         return _JsonLines(out, period)
-    if json_output:
+    if out.format is Format.JSON:
         return Display(out, period)
-    if out.rich_tables:
+    if out.format is Format.RICH:
         return _LiveTable(out, period)
     return _ChangeLines(out, period)
 
@@ -389,8 +386,13 @@ def live_table(watch: Watch, limit: int, now: float, room: int) -> Group:
     kept = fit_live(widths, room)
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
     for index, width in kept.items():
-        justify = "right" if index in LIVE_NUMERIC else "left"
-        table.add_column(LIVE_HEADERS[index], justify=justify, width=width, no_wrap=True, overflow="ellipsis")
+        table.add_column(
+            LIVE_HEADERS[index],
+            justify="right" if index in LIVE_NUMERIC else "left",
+            width=width,
+            no_wrap=True,
+            overflow="ellipsis",
+        )
     for row in rows:
         table.add_row(*(row[index] for index in kept))
     up, total = watch.count(HostState.UP), sum(h.state is not HostState.UNRESOLVED for h in watch.hosts.values())
@@ -483,8 +485,8 @@ class Display:
     def stop(self) -> None:
         """The watch is over (or failed): release the screen."""
 
-    def finish(self, watch: Watch, json_output: bool) -> None:
-        if json_output:
+    def finish(self, watch: Watch) -> None:
+        if self.out.format is Format.JSON:
             self.out.json(summary_document(watch))
         else:
             self.out.tabular(lambda: summary_table(watch), summary_rows(watch))
@@ -524,7 +526,7 @@ class _JsonLines(Display):
         while self.pending:
             self.out.json_line(self.pending.popleft())
 
-    def finish(self, watch: Watch, json_output: bool) -> None:
+    def finish(self, watch: Watch) -> None:
         self._write_pending()
         ended = round(watch.ended or watch.clock.now(), 3)
         self.out.json_line({"event": "summary", "time": ended, **summary_document(watch)})
