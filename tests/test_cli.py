@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -180,3 +181,17 @@ def test_help_has_click_style_metavars_examples_and_exit_statuses(command):
     assert "{" not in result.stdout.splitlines()[0]  # the usage line: TARGET..., not {TARGET...}
     assert "Examples:\n" in result.stdout and f"netdiag {command} " in result.stdout
     assert "Exit status:\n" in result.stdout and "  2  " in result.stdout
+
+
+def test_the_shipped_manual_page_is_made_from_the_current_commands():
+    """docs/netdiag.1 is generated (make man): every option and exit status the
+    help shows is in it, and nothing the commands no longer have."""
+    import typer
+
+    from netdiag.cli import _click_style_usage, app
+    from netdiag.manpage import render
+
+    shipped = (Path(__file__).parents[1] / "docs" / "netdiag.1").read_text()
+    assert shipped == render(_click_style_usage(typer.main.get_command(app))), "run `make man`"
+    for needle in ("\\-\\-require", "\\-\\-watch", "\\-\\-log FILE", "Exit status", "128+N"):
+        assert needle in shipped
