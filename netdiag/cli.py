@@ -369,8 +369,13 @@ def sweep(
         int | None, typer.Option("--workers", "-w", metavar="N", help="ping processes / TCP connections in flight.")
     ] = None,
     ports: Annotated[
-        list[int] | None,
-        typer.Option("--port", "-p", metavar="PORT", help="TCP ports for --method tcp (default 80, 443)."),
+        list[str] | None,
+        typer.Option(
+            "--port",
+            "-p",
+            metavar="PORTS",
+            help="TCP ports for --method tcp: 22, 22,443, ssh, 8000-8010 (default 80,443).",
+        ),
     ] = None,
     interface: Annotated[
         str | None,
@@ -406,7 +411,7 @@ def sweep(
     needed = _required(require)
     limit = targets_module.MAX_LISTED if force else targets_module.MAX_ADDRESSES
     texts = targets_module.expand_arguments(targets, _open_target_list, limit=limit)
-    parsed = targets_module.parse_targets(texts, force=force)
+    parsed = targets_module.parse_targets(texts, force=force, prepare=_no_ports)
     if not parsed:
         from netdiag.errors import BadInput
 
@@ -420,7 +425,7 @@ def sweep(
         rate=rate,
         workers=workers,
         names=not (no_names or jsonl),
-        ports=tuple(ports) if ports else (80, 443),
+        ports=_port_lists(ports) if ports else (80, 443),
         interface=interface,
         source=source,
         ip_version=_ip_version(ipv4, ipv6, parsed),
@@ -444,6 +449,19 @@ def sweep(
         return interrupts.exit_status()
     enough = report.summary.total if needed is None else needed
     return ExitStatus.OK if report.summary.up >= enough else ExitStatus.NEGATIVE
+
+
+def _no_ports(text: str) -> str:
+    from netdiag.ports import without_ports
+
+    return without_ports(text, "sweep takes ports with -p (-m tcp); netdiag port checks HOST:PORTS")
+
+
+def _port_lists(lists: list[str]) -> tuple[int, ...]:
+    """-p 22 -p 80,443 -p ssh: every port once, in the order first given."""
+    from netdiag.ports import parse_ports
+
+    return tuple(dict.fromkeys(port for text in lists for port in parse_ports(text)))
 
 
 def _ip_version(ipv4: bool, ipv6: bool, parsed: list[Target]) -> int | None:

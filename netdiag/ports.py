@@ -126,7 +126,14 @@ def parse_port_target(text: str, proto: str = "tcp", *, force: bool = False) -> 
 
 def unbracket(host: str) -> str:
     """A host as ``telnet HOST`` takes it: ``[v6]`` → ``v6``; a port there is refused."""
-    bare, ports = split_target(host)
+    return without_ports(host, "give the port as its own argument (telnet HOST PORT)")
+
+
+def without_ports(text: str, where_ports_go: str) -> str:
+    """A target where ports have no place of their own (``telnet HOST``,
+    ``sweep TARGET``): ``[v6]`` → ``v6``; ``HOST:PORTS`` refused, saying
+    ``where_ports_go``."""
+    bare, ports = split_target(text)
     if ports is not None:
-        raise BadInput(f"{host!r}: give the port as its own argument (telnet HOST PORT)")
+        raise BadInput(f"{text!r}: {where_ports_go}")
     return bare

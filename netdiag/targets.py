@@ -14,9 +14,10 @@ import re
 import socket
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TextIO
+from typing import NamedTuple, TextIO, TypeVar
 
 from netdiag.errors import NetdiagError, TargetError
+from netdiag.text import visible
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -30,6 +31,24 @@ _INET_ATON = re.compile(r"[0-9][0-9a-fA-FxX.]*")
 # Characters no resolver is asked about: whitespace and control characters.
 _NOT_IN_NAMES = re.compile(r"[\x00-\x20\x7f-\x9f]")
 MAX_NAME = 253  # a DNS name's limit, and more than any sane /etc/hosts line needs
+T = TypeVar("T")
+
+
+class Listed(NamedTuple):
+    """A target's text and where it was listed: ``hosts.txt:3`` for a line of
+    ``@hosts.txt``, ``stdin:2`` for ``-``, None for an argument."""
+
+    text: str
+    where: str | None = None
+
+    def parse(self, parse: Callable[[str], T]) -> T:
+        """``parse(text)``; a refusal says which file and line it is about."""
+        try:
+            return parse(self.text)
+        except NetdiagError as exc:
+            if self.where is None:
+                raise
+            raise type(exc)(f"{self.where}: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -192,10 +211,17 @@ def _parse_hostname(spec: str) -> HostName:
     return HostName(name)
 
 
-def parse_targets(texts: Iterable[str], *, force: bool = False) -> list[Target]:
-    """Parse every target string before anything is sent. The limit of
+def parse_targets(
+    texts: Iterable[str | Listed], *, force: bool = False, prepare: Callable[[str], str] | None = None
+) -> list[Target]:
+    """Parse every target string before anything is sent (``prepare`` first
+    when given: a command's own rule, e.g. no ports here). The limit of
     MAX_ADDRESSES applies to the whole list, not to each target."""
-    targets = [parse_target(text, force=force) for text in texts]
+
+    def parse(text: str) -> Target:
+        return parse_target(prepare(text) if prepare else text, force=force)
+
+    targets = [(text if isinstance(text, Listed) else Listed(text)).parse(parse) for text in texts]
     total = count_addresses(targets)
     if not force and total > MAX_ADDRESSES:
         raise TargetError(
@@ -204,32 +230,36 @@ def parse_targets(texts: Iterable[str], *, force: bool = False) -> list[Target]:
     return targets
 
 
-def read_target_lines(stream: TextIO | Iterable[str]) -> Iterator[str]:
-    """Target strings from a list: whitespace separated, ``#`` comments. Lines
-    are read at most MAX_LINE characters at a time: ``@/dev/zero`` is one
-    endless line, and is refused, not read into memory."""
+def read_target_lines(stream: TextIO | Iterable[str], name: str = "the target list") -> Iterator[Listed]:
+    """Target strings from a list, each with its ``name:line``: whitespace
+    separated, ``#`` comments. Lines are read at most MAX_LINE characters at
+    a time: ``@/dev/zero`` is one endless line, and is refused, not read into
+    memory."""
     readline = getattr(stream, "readline", None)
     lines = iter(lambda: readline(MAX_LINE + 2), "") if readline else iter(stream)  # the line and its newline
     for number, line in enumerate(lines, 1):
         if len(line.rstrip("\r\n")) > MAX_LINE:
-            raise TargetError(f"line {number:,} of the target list is longer than {MAX_LINE:,} characters")
-        yield from line.split("#", 1)[0].split()
+            raise TargetError(f"{name}:{number}: a line longer than {MAX_LINE:,} characters")
+        where = f"{name}:{number}"
+        yield from (Listed(text, where) for text in line.split("#", 1)[0].split())
 
 
 def expand_arguments(
     arguments: Iterable[str], open_list: Callable[[str], TextIO | Iterable[str]], *, limit: int = MAX_LISTED
-) -> list[str]:
-    """Replace ``@FILE`` and ``-`` arguments with the targets listed in them;
-    more than ``limit`` targets in all is refused as soon as it is seen."""
-    texts: list[str] = []
+) -> list[Listed]:
+    """Replace ``@FILE`` and ``-`` arguments with the targets listed in them
+    (each knowing its file and line); more than ``limit`` targets in all is
+    refused as soon as it is seen."""
+    texts: list[Listed] = []
     for argument in arguments:
         if argument == "-" or (argument.startswith("@") and len(argument) > 1):
-            for text in read_target_lines(open_list(argument)):
-                texts.append(text)
+            name = "stdin" if argument == "-" else visible(argument[1:])
+            for listed in read_target_lines(open_list(argument), name):
+                texts.append(listed)
                 if len(texts) > limit:
                     raise TargetError(f"more than {limit:,} targets{_FORCE_HINT if limit < MAX_LISTED else ''}")
         else:
-            texts.append(argument)
+            texts.append(Listed(argument))
     return texts
 
 

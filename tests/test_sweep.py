@@ -191,8 +191,8 @@ def test_json_schema():
     assert set(doc) == {"results", "summary"}
     assert [row["target"] for row in doc["results"]] == ["127.1.0.1", "127.2.0.1", "127.4.0.1", "nope.lab.test"]
     for row in doc["results"]:
-        assert set(row) == {"target", "address", "alive", "state", "rtt_ms", "rtt_min_ms", "rtt_max_ms", "rtts_ms", "loss",
-                            "name", "reason", "mac", "vendor", "other_addresses"}  # fmt: skip
+        assert set(row) == {"target", "address", "alive", "state", "rtt_ms", "rtt_min_ms", "rtt_max_ms", "rtts_ms",
+                            "loss", "name", "reason", "mac", "vendor", "other_addresses"}  # fmt: skip
         assert row["mac"] is None and row["vendor"] is None  # loopback: no link layer
         assert isinstance(row["alive"], bool) and row["state"] in {"up", "down", "unreachable", "unresolved"}
     assert set(doc["summary"]) == {"total", "up", "down", "unreachable", "unresolved", "method", "method_reason",

@@ -143,13 +143,23 @@ def test_list_files_and_stdin():
         "-": ["127.0.0.9\n"],
     }
     assert expand_arguments(["@hosts.txt", "127.0.0.5", "-"], files.__getitem__) == [
-        "127.0.0.1",
-        "127.0.0.2",
-        "web.lab.test",
-        "127.0.0.5",
-        "127.0.0.9",
+        ("127.0.0.1", "hosts.txt:2"),
+        ("127.0.0.2", "hosts.txt:2"),
+        ("web.lab.test", "hosts.txt:4"),
+        ("127.0.0.5", None),
+        ("127.0.0.9", "stdin:1"),
     ]
     assert expand_arguments(["-"], lambda _: io.StringIO("")) == []
+
+
+def test_a_bad_line_of_a_list_is_named_by_file_and_line():
+    files = {"@hosts.txt": ["127.0.0.1\n", "# fine\n", "127.0.0.2 bad..name\n"]}
+    with pytest.raises(TargetError, match=r"^hosts.txt:3: 'bad..name' is not an address"):
+        parse_targets(expand_arguments(["@hosts.txt"], files.__getitem__))
+    with pytest.raises(TargetError, match=r"^'bad..name' is not"):  # an argument: no place to name
+        parse_targets(expand_arguments(["bad..name"], files.__getitem__))
+    with pytest.raises(TargetError, match=r"^stdin:1: a line longer than 4,096"):
+        expand_arguments(["-"], lambda _: io.StringIO("x" * 5000 + "\n"))
 
 
 # --- properties --------------------------------------------------------------
