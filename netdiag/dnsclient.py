@@ -30,6 +30,7 @@ import secrets
 import selectors
 import socket
 import struct
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -560,7 +561,8 @@ class _Exchange:
         self.resends: list[tuple[float, int, _UdpServer, _Sent]] = []  # (when, tiebreak, ...): a heap
         self.resend_interval = timeout / UDP_TRIES
         self.threads_busy = 0  # outcomes still to come from threads
-        self._tls: ssl.SSLContext | None = None
+        self._tls: dict[str, ssl.SSLContext] = {}
+        self._tls_lock = threading.Lock()
         self._sequence = 0
         self.datagrams = _Datagrams(self._message)
 
@@ -584,6 +586,8 @@ class _Exchange:
                 if now >= self.deadline:
                     break
                 yield from self._send(now)
+                if not self.left:
+                    break
                 wake_at = min(self.resends[0][0], self.deadline) if self.resends else self.deadline
                 for key, _ in self.selector.select(max(wake_at - time.monotonic(), 0)):
                     if key.data is None:
@@ -799,10 +803,11 @@ class _Exchange:
             elif transport == "tls":
                 name = server.tls_name or server.address
                 reply = dns.query.tls(message, server.address, timeout=left, port=server.port,
-                                      ssl_context=self._tls_context(), server_hostname=name)  # fmt: skip
+                                      ssl_context=self._tls_context("tls"), server_hostname=name)  # fmt: skip
             else:
+                verify = self._tls_context("https")
                 reply = dns.query.https(message, server.url, timeout=left, port=server.port,
-                                        bootstrap_address=server.address, verify=self._https_verify())  # fmt: skip
+                                        bootstrap_address=server.address, verify=verify)  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - every failure becomes an outcome, with its reason
             kind, reason = _stream_failure(exc, transport, server, self.timeout)
             if server.transport == "udp":
@@ -810,13 +815,12 @@ class _Exchange:
             return self._failure(index, transport, kind, reason, start)
         return self._response(index, reply, transport, start)
 
-    def _tls_context(self) -> ssl.SSLContext:
-        if self._tls is None:
-            self._tls = _tls_context(self.options)
-        return self._tls
-
-    def _https_verify(self) -> bool | str:
-        return False if self.options.insecure else (self.options.ca_file or True)
+    def _tls_context(self, transport: str) -> ssl.SSLContext:
+        """One per transport, shared by its threads: DoT's says ALPN "dot", httpx sets DoH's own."""
+        with self._tls_lock:
+            if transport not in self._tls:
+                self._tls[transport] = _tls_context(self.options, alpn=["dot"] if transport == "tls" else None)
+            return self._tls[transport]
 
     # Messages in and out.
 
@@ -869,7 +873,7 @@ def _records(section: list) -> tuple[Record, ...]:
     )
 
 
-def _tls_context(options: QueryOptions) -> ssl.SSLContext:
+def _tls_context(options: QueryOptions, alpn: list[str] | None = None) -> ssl.SSLContext:
     """Certificates checked against the system's store, or ``ca_file``; none with ``insecure``."""
     import ssl
 
@@ -882,7 +886,8 @@ def _tls_context(options: QueryOptions) -> ssl.SSLContext:
             context = ssl.create_default_context(cafile=options.ca_file)
         except (OSError, ssl.SSLError) as exc:
             raise BadInput(f"CA file {visible(options.ca_file or '')}: {exc.strerror or exc}") from None
-    context.set_alpn_protocols(["dot"])
+    if alpn:
+        context.set_alpn_protocols(alpn)
     return context
 
 

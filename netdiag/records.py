@@ -257,6 +257,12 @@ def answer_ttls(records: Iterable[Record]) -> dict[tuple[str, str, str], int]:
     return ttls
 
 
+def in_order(outcomes: Iterable[Outcome], queries: Sequence[Query]) -> list[Outcome]:
+    """Outcomes (which come as they are answered) in the order of their queries."""
+    order = {query: index for index, query in enumerate(queries)}
+    return sorted(outcomes, key=lambda o: order[Query(o.question, o.server)])
+
+
 def succeeded(outcomes: Iterable[Outcome]) -> bool:
     """The exit decision: every question got NOERROR with data from every
     server it was asked of. Nothing asked is no success either."""

@@ -197,6 +197,12 @@ def test_comparison_properties(specs):
         )
 
 
+def test_outcomes_in_the_order_of_their_queries():
+    queries = [records.Query(Q, S1), records.Query(Q, S2), records.Query(Question("example.", "MX"), S1)]
+    outcomes = [failure(S2), response(S1, question=queries[2].question), response(S1)]
+    assert records.in_order(outcomes, queries) == [outcomes[2], outcomes[0], outcomes[1]]
+
+
 def test_the_exit_decision():
     assert succeeded([response(S1, WWW_CHAIN), response(S2, WWW_CHAIN)])
     assert not succeeded([response(S1, WWW_CHAIN), failure(S2)])  # one server failing is a failure
