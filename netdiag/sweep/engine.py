@@ -21,6 +21,9 @@ NOT_SETTLED = "interrupted before its timeout"  # down, but only as far as anyon
 PROGRESS_EVERY_NS = 100_000_000
 BURST = 256  # probes sent between two reads of the receive queue
 EXPIRY_GRAIN_S = 0.001  # timeouts are kept to within a millisecond
+# Connects between two reads of those that finished: an answer is timed when
+# its event is read, at most this many connects after it came.
+POLL_EVERY = 8
 
 Progress = Callable[[int, int, int], None]  # (hosts done, hosts up, probes sent)
 Emit = Callable[[HostResult, tuple[int, int]], None]  # a result and its place in address order

@@ -11,7 +11,7 @@ import time
 from netdiag import outcomes, probes
 from netdiag.errors import CannotRun
 from netdiag.limits import descriptors_left
-from netdiag.sweep.engine import EXPIRY_GRAIN_S, Engine
+from netdiag.sweep.engine import EXPIRY_GRAIN_S, POLL_EVERY, Engine
 from netdiag.sweep.inflight import Host, InFlight, NeighbourBudget, Schedule
 
 
@@ -95,13 +95,27 @@ class TcpEngine(Engine):
                     release(other)
                 conclude(host)
 
+        def take_events(timeout: float) -> None:
+            """Settle the connects that finished, each timed when its event is read."""
+            for key, _ in self.selector.select(timeout):
+                sock = key.fileobj
+                began = inflight.sent_ns(sock)
+                host = inflight.take(sock)
+                if host is not None:  # not closed by a sibling settled in this batch
+                    settle(sock, host, time.monotonic_ns(), probes.connect_error(sock), began)
+
         try:
             while not stop.is_set():
                 now = time.monotonic_ns()
+                attempts = 0
                 while len(inflight) + len(options.ports) <= self.limit and self._may_send(now):
                     host = schedule.next(now, budget is None or budget.free(now))
                     if host is None or not attempt(host, now):
                         break
+                    attempts += 1
+                    if attempts % POLL_EVERY == 0:  # else the burst's first answers wait for its last connect
+                        take_events(0)
+                        now = time.monotonic_ns()
                 if not schedule.pending and not len(inflight):
                     break
                 wakes = [inflight.next_deadline()]
@@ -112,12 +126,7 @@ class TcpEngine(Engine):
                         wakes.append(budget.next_release(now))  # type: ignore[union-attr]
                 times = [t for t in wakes if t is not None]
                 delay = (min(times) - now) / 1e9 if times else 0.05
-                for key, _ in self.selector.select(min(max(delay, EXPIRY_GRAIN_S), 0.1)):
-                    sock = key.fileobj
-                    began = inflight.sent_ns(sock)
-                    host = inflight.take(sock)
-                    if host is not None:  # not closed by a sibling settled in this batch
-                        settle(sock, host, time.monotonic_ns(), probes.connect_error(sock), began)
+                take_events(min(max(delay, EXPIRY_GRAIN_S), 0.1))
                 now = time.monotonic_ns()
                 for sock, host in inflight.expire(now):
                     settle(sock, host, now, None, None)
