@@ -17,6 +17,7 @@ from netdiag.ports import (
     parse_ports,
     split_target,
     unbracket,
+    without_ports,
 )
 from netdiag.targets import AddressBlock, HostName
 
@@ -167,6 +168,14 @@ def test_targets_with_ports_are_parsed_by_targets_py():
     assert parse_port_target("10.0.0.0/8:22", force=True).target.size == (1 << 24) - 2
     with pytest.raises(TargetError, match="is not an address"):
         parse_port_target("300.1.1.1:22")
+
+
+def test_commands_whose_targets_carry_no_ports_refuse_them():
+    assert without_ports("[fd00::1]", "no ports here") == "fd00::1"
+    assert without_ports("127.1.0.0/24", "no ports here") == "127.1.0.0/24"
+    assert without_ports("fd00::1:80", "no ports here") == "fd00::1:80"  # an address, not a port
+    with pytest.raises(BadInput, match=r"^'127.1.0.1:22': sweep takes ports with -p$"):
+        without_ports("127.1.0.1:22", "sweep takes ports with -p")
 
 
 def test_telnet_hosts_lose_their_brackets_and_may_not_carry_a_port():

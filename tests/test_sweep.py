@@ -271,7 +271,7 @@ class IcmpSniffer:
         (["--count", "0", "127.5.0.1"], "--count must be between"),
         (["--method", "carrier-pigeon", "127.5.0.1"], "--method must be one of"),
         (["--rate", "0", "127.5.0.1"], "--rate must be between"),
-        (["--port", "70000", "--method", "tcp", "127.5.0.1"], "--port must be between"),
+        (["--port", "70000", "--method", "tcp", "127.5.0.1"], "port 70000 is more than 65535"),
         (["@/nonexistent/list", "127.5.0.1"], "cannot read target list"),
         (["--", "-h"], "is not an address"),
     ],
