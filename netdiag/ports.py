@@ -121,7 +121,13 @@ def split_target(text: str) -> tuple[str, str | None]:
 def parse_port_target(text: str, proto: str = "tcp", *, force: bool = False) -> PortTarget:
     """One target item, with its own ports if it has them."""
     host, ports = split_target(text)
-    return PortTarget(host, parse_target(host, force=force), None if ports is None else parse_ports(ports, proto))
+    target = parse_target(host, force=force)
+    if ports is None:
+        return PortTarget(host, target, None)
+    try:
+        return PortTarget(host, target, parse_ports(ports, proto))
+    except BadInput as exc:  # which of the targets it is about
+        raise BadInput(f"{text.strip()!r}: {exc}") from None
 
 
 def unbracket(host: str) -> str:

@@ -518,18 +518,91 @@ _LINGER_RESET = struct.pack("ii", 1, 0)
 
 
 def start_connect(
-    address: str, version: int, port: int, config: ProbeConfig | None = None
+    address: str, version: int, port: int, config: ProbeConfig | None = None, *, icmp_errors: bool = False
 ) -> tuple[socket.socket, int]:
     """Begin a non-blocking connect; returns the socket and connect's errno
-    (EINPROGRESS while the handshake is under way)."""
+    (EINPROGRESS while the handshake is under way). ``icmp_errors``: keep the
+    ICMP error that ends a connect for ``icmp_error`` (a firewall's port
+    unreachable is otherwise the ECONNREFUSED of an RST)."""
     family = socket.AF_INET if version == 4 else socket.AF_INET6
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setblocking(False)
     if config is not None:
         config.apply(sock, version)
+    if icmp_errors:
+        _receive_errors(sock, version)
     # Close with RST, not FIN: a probe leaves no TIME_WAIT behind.
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
     return sock, sock.connect_ex((address, port))
+
+
+def start_datagram(
+    address: str, version: int, port: int, config: ProbeConfig | None = None
+) -> tuple[socket.socket, int]:
+    """A non-blocking UDP socket connected to ``address``: it hears only that
+    peer, and with IP_RECVERR every ICMP error about what it sends (not only
+    the port unreachable a connected socket reports anyway). Unprivileged.
+    Returns the socket and connect's errno (a local routing error, or 0)."""
+    family = socket.AF_INET if version == 4 else socket.AF_INET6
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    sock.setblocking(False)
+    if config is not None:
+        config.apply(sock, version)
+    _receive_errors(sock, version)
+    return sock, sock.connect_ex((address, port))
+
+
+def _receive_errors(sock: socket.socket, version: int) -> None:
+    if version == 4:
+        sock.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 1)
+    else:
+        sock.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVERR, 1)
+
+
+@dataclass(frozen=True)
+class IcmpNote:
+    """An ICMP error the kernel queued for a socket (IP_RECVERR)."""
+
+    type: int
+    code: int
+    reason: str  # in the words of the ICMP sweep: "port unreachable", "host unreachable"
+    sender: str | None  # who sent it: the target itself, or a router on the way
+
+    @property
+    def port_unreachable(self) -> bool:
+        return (self.type, self.code) in ((3, 3), (1, 4))  # ICMP, ICMPv6
+
+
+_SOCKADDR_FAMILY = struct.Struct("=H")
+
+
+def icmp_error(sock: socket.socket, version: int) -> IcmpNote | None:
+    """The ICMP error waiting in ``sock``'s error queue, or None (an RST, a
+    local error, or no IP_RECVERR). Reading it clears the socket's error."""
+    try:
+        _, ancillary, _, _ = sock.recvmsg(64, 512, MSG_ERRQUEUE)
+    except OSError:  # BlockingIOError: the queue is empty
+        return None
+    for level, cmsg_type, payload in ancillary:
+        if (level, cmsg_type) not in _RECVERR_CMSGS or len(payload) < _EXTENDED_ERROR.size:
+            continue
+        _, origin, icmp_type, code, *_ = _EXTENDED_ERROR.unpack_from(payload)
+        if origin in _ORIGIN_ICMP:
+            words = icmp.IcmpError(b"", 0, 0, icmp_type, code).reason(version)
+            return IcmpNote(icmp_type, code, words, _offender(payload[_EXTENDED_ERROR.size :]))
+    return None
+
+
+def _offender(sockaddr: bytes) -> str | None:
+    """SO_EE_OFFENDER: the sockaddr after the extended error."""
+    if len(sockaddr) < _SOCKADDR_FAMILY.size:
+        return None
+    family = _SOCKADDR_FAMILY.unpack_from(sockaddr)[0]
+    if family == socket.AF_INET and len(sockaddr) >= 8:
+        return socket.inet_ntop(socket.AF_INET, sockaddr[4:8])
+    if family == socket.AF_INET6 and len(sockaddr) >= 24:
+        return canonical_v6(socket.inet_ntop(socket.AF_INET6, sockaddr[8:24]))
+    return None
 
 
 def connect_error(sock: socket.socket) -> int:

@@ -145,6 +145,18 @@ def list_services(grep: str | None = None, proto: str | None = None) -> list[Ser
 
 
 @functools.cache
+def port_names(proto: str) -> dict[int, str]:
+    """Port → the service name ``netdiag service PORT/PROTO`` shows for it (the
+    database's first entry for that port), for every port at once: one walk of
+    the database, where a lookup per port would read it through again each time."""
+    names: dict[int, str] = {}
+    for entry in database():
+        if entry.protocol == proto:
+            names.setdefault(entry.port, entry.name)
+    return names
+
+
+@functools.cache
 def database() -> tuple[ServiceEntry, ...]:
     """Every entry of the services database (NSS via getservent, else the file)."""
     entries = _getservent_all()

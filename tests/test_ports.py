@@ -168,6 +168,8 @@ def test_targets_with_ports_are_parsed_by_targets_py():
     assert parse_port_target("10.0.0.0/8:22", force=True).target.size == (1 << 24) - 2
     with pytest.raises(TargetError, match="is not an address"):
         parse_port_target("300.1.1.1:22")
+    with pytest.raises(BadInput, match=r"^'db.lab.test:22,nope-xyz': unknown service 'nope-xyz' for tcp$"):
+        parse_port_target("db.lab.test:22,nope-xyz")
 
 
 def test_commands_whose_targets_carry_no_ports_refuse_them():

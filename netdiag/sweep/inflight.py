@@ -12,7 +12,8 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import deque
-from collections.abc import Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator
+from typing import Any
 
 from netdiag.models import HostResult, HostState
 
@@ -71,12 +72,17 @@ def next_step(host: Host, count: int) -> str:
 class Schedule:
     """Which host an engine probes next: one refused by back-pressure first,
     then follow-ups that are due (the next echo request, a retry), then new
-    hosts from the iterator while the caller admits them."""
+    hosts from the iterator while the caller admits them.
 
-    __slots__ = ("_due", "_hosts", "_order", "exhausted", "refused", "retries")
+    Items are ``(address, version, name, number)`` made into Hosts; an engine
+    whose subjects are more than an address (``port``: an address, a port and
+    a protocol) passes ``make``, which builds its own Host from an item."""
 
-    def __init__(self, hosts: Iterator[tuple[str, int, str | None, int]], retries: int) -> None:
+    __slots__ = ("_due", "_hosts", "_make", "_order", "exhausted", "refused", "retries")
+
+    def __init__(self, hosts: Iterator[Any], retries: int, make: Callable[[Any, int], Host] | None = None) -> None:
         self._hosts = hosts
+        self._make = make
         self.retries = retries
         self._due: list[tuple[int, int, Host]] = []  # heap: (when, tiebreak, host)
         self._order = itertools.count()
@@ -98,7 +104,7 @@ class Schedule:
         if item is None:
             self.exhausted = True
             return None
-        return Host(*item, self.retries)
+        return Host(*item, self.retries) if self._make is None else self._make(item, self.retries)
 
     def refuse(self, host: Host) -> None:
         """A send that back-pressure refused: this host goes first next time."""
