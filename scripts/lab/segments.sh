@@ -18,8 +18,13 @@
 #                             511); odd ones but the router's .36.1 are dead: ICMP
 #                             host unreachable from 198.18.32.2 after ~3 s
 #     route 198.18.36.0/22 via 198.18.32.2; no default route anywhere in the lab.
+#     far0  198.18.40.1/30 ── dnsfar eth0 198.18.40.2/30: the far DNS resolver, 10 ms
+#           each way. Made by dns.sh with the resolvers, not here: a TUN pair relayed
+#           by dns/farlink.py (sch_netem is not in every kernel).
 #
-# Only 198.18.0.0/15 (RFC 2544 benchmarking) and fd00:1ab:10::/64 are used.
+# Only 198.18.0.0/15 (RFC 2544 benchmarking) and fd00:1ab:10::/64 are used. Taken:
+# 198.18.0.0/20 and 198.19.0.0/16 (lan0), 198.18.32.0/30 (rt0), 198.18.36.0/22
+# (lan-c), 198.18.40.0/30 (far0).
 set -euo pipefail
 
 die() { echo "netlab segments: $*" >&2; exit 2; }
