@@ -22,11 +22,12 @@ TCP, DoT and DoH queries run on threads (``workers.iter_with_deadline``).
 from __future__ import annotations
 
 import contextlib
+import functools
 import heapq
 import ipaddress
+import os
 import queue
 import re
-import secrets
 import selectors
 import socket
 import struct
@@ -37,7 +38,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from netdiag import nss, outcomes, workers
+from netdiag import outcomes
 from netdiag.errors import BadInput, CannotRun
 from netdiag.records import Failure, FailureKind, Outcome, Query, Question, Record, Response, Server
 from netdiag.text import visible
@@ -58,6 +59,8 @@ STREAM_WORKERS = 64
 _GRACE_S = 0.05  # for a thread's outcome made right at the deadline to arrive
 _FLAG_BITS = (("AA", 0x0400), ("TC", 0x0200), ("RD", 0x0100), ("RA", 0x0080), ("AD", 0x0020), ("CD", 0x0010))
 _TC = 0x0200
+_QR = 0x8000
+_OPT = 41
 _TYPE_MNEMONIC = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,9}")  # NSEC3PARAM is the longest, NSAP-PTR has a hyphen
 _UNASKABLE = {
     "AXFR": "a zone transfer: use dig axfr",
@@ -229,7 +232,13 @@ def reverse_name(address: str) -> str:
 def absolute_name(word: str) -> str:
     """A name as sent: international labels in ASCII (IDNA2008, as getaddrinfo
     and ``dig +idnin``), with the root's dot. BadInput if it cannot be one."""
-    encoded = nss.to_ascii(word.rstrip(".") if word != "." else word)
+    relative = word[:-1] if word.endswith(".") and word != "." else word
+    if relative.isascii():
+        encoded: bytes | None = relative.encode()
+    else:
+        from netdiag import nss  # ctypes and libidn2: only for international names
+
+        encoded = nss.to_ascii(relative)
     if encoded is None:
         raise BadInput(f"{visible(word)}: not a valid international name (IDNA2008)")
     text = encoded.decode("ascii", "replace")
@@ -380,6 +389,8 @@ def resolve_servers(
     name its first address from the system resolver (all names at once, within
     ``timeout``). BadInput for a name without an address; MissingPackage when
     DoH is asked for without httpx."""
+    from netdiag import workers
+
     names = [s.host for s in specs if not s.is_system and not _is_address(s.host)]
     addresses: dict[str, str] = {}
     for host, result in workers.iter_with_deadline(_first_address, dict.fromkeys(names), timeout):
@@ -515,20 +526,77 @@ class _Datagrams:
         return key, query_id.to_bytes(2, "big") + self._header + asked + self._edns
 
 
-def _answers(reply: dns.message.Message, question: tuple[Any, int, int]) -> bool:
-    """Is ``reply`` a response to ``question`` (as dnspython's is_response, ID aside)?"""
-    import dns.flags
-    import dns.opcode
-    import dns.rcode
+@dataclass(frozen=True, slots=True)
+class _Reply:
+    flags: int
+    rcode: str
+    questions: tuple[tuple[Any, int, int], ...]  # (dns.name.Name, type, class)
+    answer: tuple[Record, ...]
+    authority: tuple[Record, ...]
+    additional: tuple[Record, ...]
+    extended_errors: tuple[str, ...]
+    size: int
 
-    if not reply.flags & dns.flags.QR or reply.opcode() != dns.opcode.QUERY:
-        return False
-    if not reply.question:  # allowed for these rcodes (RFC 1035 leaves it open)
-        return reply.rcode() in (dns.rcode.FORMERR, dns.rcode.SERVFAIL, dns.rcode.NOTIMP, dns.rcode.REFUSED)
-    if len(reply.question) != 1:
-        return False
-    asked = reply.question[0]
-    return (asked.name, asked.rdtype, asked.rdclass) == question
+    def answers(self, question: tuple[Any, int, int]) -> bool:
+        """Is this a response to ``question`` (as dnspython's is_response, the ID aside)?"""
+        if not self.flags & _QR or (self.flags >> 11) & 0xF:  # not a response, or not to a QUERY
+            return False
+        if not self.questions:  # without the question: allowed for these rcodes
+            return self.rcode in ("FORMERR", "SERVFAIL", "NOTIMP", "REFUSED")
+        return self.questions == (question,)
+
+
+def read_reply(wire: bytes) -> _Reply:
+    """A DNS message read record by record with dnspython's readers (names,
+    rdata, EDNS options), each record as sent and in that order, as dig shows
+    them: dnspython's Message merges records into RRsets, at twice the cost,
+    and a loopback batch spends most of its time here. Raises on anything
+    malformed, as dnspython's from_wire does (trailing bytes included)."""
+    import dns.edns
+    import dns.name
+    import dns.rcode
+    import dns.rdata
+    import dns.wire
+
+    parser = dns.wire.Parser(wire)
+    _, flags, question_count, *counts = parser.get_struct("!HHHHHH")
+    questions = []
+    for _ in range(question_count):
+        name = dns.name.from_wire_parser(parser)
+        questions.append((name, *parser.get_struct("!HH")))
+    rcode = flags & 0xF
+    errors: tuple[str, ...] = ()
+    sections = []
+    for count in counts:
+        section = []
+        for _ in range(count):
+            name = dns.name.from_wire_parser(parser)
+            rtype, rclass, ttl, length = parser.get_struct("!HHIH")
+            with parser.restrict_to(length):
+                rdata = dns.rdata.from_wire_parser(rclass, rtype, parser)
+            if rtype == _OPT:  # EDNS: the rcode's upper bits, and the server's extended errors
+                rcode |= (ttl >> 24) << 4
+                errors = tuple(o.to_text() for o in rdata.options if isinstance(o, dns.edns.EDEOption))
+                continue
+            section.append(Record(name.to_text(), _type_text(rtype), _class_text(rclass), ttl, rdata.to_text()))
+        sections.append(tuple(section))
+    if parser.remaining():
+        raise ValueError(f"{parser.remaining()} bytes after the message")
+    return _Reply(flags, dns.rcode.to_text(rcode), tuple(questions), *sections, errors, len(wire))
+
+
+@functools.cache
+def _type_text(value: int) -> str:
+    import dns.rdatatype
+
+    return dns.rdatatype.to_text(value)
+
+
+@functools.cache
+def _class_text(value: int) -> str:
+    import dns.rdataclass
+
+    return dns.rdataclass.to_text(value)
 
 
 @dataclass(slots=True)
@@ -578,6 +646,8 @@ class _Exchange:
         self.selector.register(self.wake_reader, selectors.EVENT_READ, None)
         try:
             if streams:
+                from netdiag import workers
+
                 self.threads_busy += len(streams)
                 if workers.spawn(self._run_streams, streams, name="dns-streams") is None:
                     self._run_streams(streams)  # no thread to be had: in turn, still within the deadline
@@ -607,7 +677,7 @@ class _Exchange:
                     yield from self._fail_server(state, *cannot)
                     break
                 index = state.waiting.popleft()
-                query_id = secrets.randbits(16)
+                query_id = int.from_bytes(os.urandom(2), "big")  # unpredictable, as an ID must be
                 while query_id in state.in_flight:
                     query_id = (query_id + 1) & 0xFFFF
                 question, wire = self.datagrams.make(self.queries[index].question, query_id)
@@ -641,8 +711,6 @@ class _Exchange:
 
     def _receive(self, state: _UdpServer) -> Iterator[Outcome]:
         """Every datagram waiting on the server's socket."""
-        import dns.message
-
         assert state.sock is not None
         while True:
             try:
@@ -660,14 +728,14 @@ class _Exchange:
                 self._fall_back(sent)
                 continue
             try:
-                reply = dns.message.from_wire(wire)
+                reply = read_reply(wire)
             except Exception as exc:  # noqa: BLE001 - any error in untrusted bytes means a malformed reply
                 del state.in_flight[sent.id]
                 malformed = self._failure(sent.index, "udp", FailureKind.MALFORMED, f"malformed reply: {exc}",
                                           sent.first_sent)  # fmt: skip
                 yield from self._report(sent.index, malformed)
                 continue
-            if not _answers(reply, sent.question):
+            if not reply.answers(sent.question):
                 continue  # not for this question: an old answer to a reused ID; keep waiting
             del state.in_flight[sent.id]
             yield from self._report(sent.index, self._response(sent.index, reply, "udp", sent.first_sent))
@@ -763,6 +831,8 @@ class _Exchange:
     # TCP, DoT and DoH, on threads.
 
     def _run_streams(self, indexes: list[int]) -> None:
+        from netdiag import workers
+
         try:
             left = max(self.deadline - time.monotonic(), 0)
             for index, result in workers.iter_with_deadline(self._exchange, indexes, left, workers=STREAM_WORKERS):
@@ -780,6 +850,8 @@ class _Exchange:
 
     def _fall_back(self, sent: _Sent) -> None:
         """A truncated UDP answer: the same question over TCP, on a thread."""
+        from netdiag import workers
+
         self.threads_busy += 1
         workers.call_soon(self._exchange, sent.index, "tcp", sent.first_sent).add_done_callback(
             lambda future: self._post(sent.index, future.result())
@@ -813,7 +885,10 @@ class _Exchange:
             if server.transport == "udp":
                 reason = f"truncated over UDP, and over TCP: {reason}"
             return self._failure(index, transport, kind, reason, start)
-        return self._response(index, reply, transport, start)
+        try:
+            return self._response(index, read_reply(reply.wire or b""), transport, start)
+        except Exception as exc:  # noqa: BLE001 - dnspython read it; should this reader not, that is its reason
+            return self._failure(index, transport, FailureKind.MALFORMED, f"malformed reply: {exc}", start)
 
     def _tls_context(self, transport: str) -> ssl.SSLContext:
         """One per transport, shared by its threads: DoT's says ALPN "dot", httpx sets DoH's own."""
@@ -837,40 +912,19 @@ class _Exchange:
             want_dnssec=options.dnssec, payload=options.udp_size, flags=flags,
         )  # fmt: skip
 
-    def _response(self, index: int, reply: dns.message.Message, transport: str, start: float) -> Response:
-        import dns.rcode
-
+    def _response(self, index: int, reply: _Reply, transport: str, start: float) -> Response:
         query = self.queries[index]
         elapsed = (time.monotonic() - start) * 1000
         flags = tuple(name for name, bit in _FLAG_BITS if reply.flags & bit)
-        errors = tuple(option.to_text() for option in reply.extended_errors()) if reply.opt else ()
         return Response(
-            query.question, query.server, transport, dns.rcode.to_text(reply.rcode()), flags,
-            _records(reply.answer), _records(reply.authority), _records(reply.additional), elapsed,
-            len(reply.wire or b""), errors,
+            query.question, query.server, transport, reply.rcode, flags, reply.answer, reply.authority,
+            reply.additional, elapsed, reply.size, reply.extended_errors,
         )  # fmt: skip
 
     def _failure(self, index: int, transport: str, kind: FailureKind, reason: str, start: float) -> Failure:
         query = self.queries[index]
         elapsed = max(time.monotonic() - start, 0) * 1000
         return Failure(query.question, query.server, transport, kind, reason, elapsed)
-
-
-def _records(section: list) -> tuple[Record, ...]:
-    import dns.rdataclass
-    import dns.rdatatype
-
-    return tuple(
-        Record(
-            rrset.name.to_text(),
-            dns.rdatatype.to_text(rrset.rdtype),
-            dns.rdataclass.to_text(rrset.rdclass),
-            rrset.ttl,
-            rdata.to_text(),
-        )
-        for rrset in section
-        for rdata in rrset
-    )
 
 
 def _tls_context(options: QueryOptions, alpn: list[str] | None = None) -> ssl.SSLContext:

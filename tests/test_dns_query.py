@@ -129,6 +129,7 @@ def test_the_root_and_escapes():
     [
         ("a..b", "empty label"),
         (".example", "empty label"),
+        ("example..", "empty label"),
         ("x" * 64 + ".example", "longer than 63"),
         (".".join(["x" * 60] * 5), "longer than 255"),
         ("tab\there", "control characters"),
@@ -315,3 +316,60 @@ def test_every_known_type_reads_back_as_itself():
         if (dns.rdatatype.is_metatype(value) and text != "ANY") or value == 0:
             continue
         assert dnsclient.type_word(text.lower()) == text
+
+
+SAMPLE_RDATA = [
+    ("A", "192.0.2.1"), ("AAAA", "2001:db8::1"), ("CNAME", "web.example."), ("MX", "10 mx.example."),
+    ("NS", "ns1.example."), ("SOA", "ns1.example. host.example. 1 3600 600 86400 300"),
+    ("SRV", "10 60 5060 sip.example."), ("CAA", '0 issue "ca.example.net"'), ("PTR", "host.example."),
+    ("HTTPS", '1 . alpn="h2,h3" port=8443'), ("TYPE65534", r"\# 3 010203"),
+]  # fmt: skip
+RDATA = st.one_of(
+    st.sampled_from(SAMPLE_RDATA),
+    st.lists(st.binary(max_size=40), min_size=1, max_size=3).map(
+        lambda strings: ("TXT", " ".join('"' + "".join(f"\\{b:03d}" for b in s) + '"' for s in strings))
+    ),
+)
+SECTION = st.lists(st.tuples(NAME, st.integers(0, 2**31 - 1), RDATA), max_size=4)
+
+
+@given(
+    SECTION, SECTION, SECTION,
+    st.sampled_from(["NOERROR", "NXDOMAIN", "SERVFAIL", "REFUSED", "BADVERS"]),
+    st.booleans(), st.lists(st.tuples(st.integers(0, 30), st.text(max_size=20)), max_size=2),
+)  # fmt: skip
+def test_the_reply_reader_agrees_with_dnspythons_message(answer, authority, additional, rcode, edns, errors):
+    import dns.edns
+    import dns.message
+    import dns.rcode
+    import dns.rrset
+
+    query = dns.message.make_query("www.example.", "A", use_edns=0 if edns or errors else False)
+    reply = dns.message.make_response(query)
+    reply.set_rcode(dns.rcode.from_text(rcode) if edns or errors or rcode != "BADVERS" else dns.rcode.NOERROR)
+    if errors:
+        reply.use_edns(0, options=[dns.edns.EDEOption(code, text or None) for code, text in errors])
+    for section, records in ((reply.answer, answer), (reply.authority, authority), (reply.additional, additional)):
+        for name, ttl, (rtype, data) in records:
+            section.append(dns.rrset.from_text(name + ".", ttl, "IN", rtype, data))
+    wire = reply.to_wire()
+    read = dnsclient.read_reply(wire)
+    expected = dns.message.from_wire(wire, one_rr_per_rrset=True)
+
+    def flat(rrsets):
+        return sorted(
+            (r.name.to_text(), dns.rdatatype.to_text(r.rdtype), "IN", r.ttl, rd.to_text()) for r in rrsets for rd in r
+        )
+
+    assert sorted((r.name, r.type, r.rclass, r.ttl, r.data) for r in read.answer) == flat(expected.answer)
+    assert sorted((r.name, r.type, r.rclass, r.ttl, r.data) for r in read.authority) == flat(expected.authority)
+    assert sorted((r.name, r.type, r.rclass, r.ttl, r.data) for r in read.additional) == flat(expected.additional)
+    assert read.rcode == dns.rcode.to_text(expected.rcode())
+    assert read.extended_errors == tuple(o.to_text() for o in expected.extended_errors())
+    assert read.answers((dns.name.from_text("WWW.example."), 1, 1))
+    assert not read.answers((dns.name.from_text("other.example."), 1, 1))
+    with pytest.raises(Exception):  # noqa: B017 - dnspython's own exceptions, any of them
+        dnsclient.read_reply(wire + b"\x00")
+    if answer or authority or additional or errors:
+        with pytest.raises(Exception):  # noqa: B017
+            dnsclient.read_reply(wire[:-1])
