@@ -143,8 +143,12 @@ addr add 198.18.40.2/30 dev eth0
 link set eth0 up
 EOF
   # A burst of 1,000 queries must fit in the links' queues (500 packets by default).
+  # Each end knows the other statically: even a TUN device needs a neighbour entry,
+  # and the kernel-wide table may be full when a test first sends (see segments.sh).
   ip link set far0 txqueuelen 10000
+  ip neigh add 198.18.40.2 dev far0 nud permanent
   ip -n dnsfar link set eth0 txqueuelen 10000
+  ip -n dnsfar neigh add 198.18.40.1 dev eth0 nud permanent
   far_interface="interface: 198.18.40.1@53"
 fi
 
