@@ -6,8 +6,8 @@ from hypothesis import strategies as st
 
 from netdiag.models import DnsOutcome, ReverseAnswer
 from netdiag.output import Output
-from netdiag.views.dns import answers_table as dns_answers_table
 from netdiag.text import visible
+from netdiag.views.dns import answers_table as dns_answers_table
 
 
 def test_visible_makes_controls_and_bidi_visible():
