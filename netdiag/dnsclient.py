@@ -36,7 +36,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from netdiag import outcomes
 from netdiag.errors import BadInput, CannotRun
@@ -61,6 +61,7 @@ _FLAG_BITS = (("AA", 0x0400), ("TC", 0x0200), ("RD", 0x0100), ("RA", 0x0080), ("
 _TC = 0x0200
 _QR = 0x8000
 _OPT = 41
+_TO_QUESTION = b"\xc0\x0c"  # a compressed name that points to the question's, at offset 12
 _TYPE_MNEMONIC = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,9}")  # NSEC3PARAM is the longest, NSAP-PTR has a hyphen
 _UNASKABLE = {
     "AXFR": "a zone transfer: use dig axfr",
@@ -485,11 +486,20 @@ def ask(queries: Sequence[Query], options: QueryOptions = QueryOptions(), timeou
     return _Exchange(list(queries), options, timeout).run()
 
 
+@dataclass(frozen=True, slots=True)
+class _Asked:
+    """A question as sent: what a reply must repeat byte for byte (but for
+    case), and its name in presentation form for records that point to it."""
+
+    section: bytes  # the question section: name, type, class
+    name: str
+
+
 @dataclass(slots=True)
 class _Sent:
     index: int
     id: int
-    question: tuple[Any, int, int]  # (dns.name.Name, type, class): what the reply must repeat
+    asked: _Asked
     wire: bytes
     first_sent: float
     tries: int = 1
@@ -506,52 +516,52 @@ class _Datagrams:
         template = make_message(Question(".", "A", "IN")).to_wire()
         self._header = template[2:12]  # the ID is each query's own
         self._edns = template[12 + 5 :]  # after the root's name, its type and class: the OPT record, if any
-        self._questions: dict[Question, tuple[tuple[Any, int, int], bytes]] = {}
+        self._asked: dict[Question, _Asked] = {}
         self._from_text = dns.name.from_text
 
-    def make(self, question: Question, query_id: int) -> tuple[tuple[Any, int, int], bytes]:
+    def make(self, question: Question, query_id: int) -> tuple[_Asked, bytes]:
         """What a reply must repeat, and the datagram."""
-        known = self._questions.get(question)
-        if known is None:
-            import dns.rdataclass
-            import dns.rdatatype
-
+        asked = self._asked.get(question)
+        if asked is None:
             name = self._from_text(question.name)
-            rtype, rclass = dns.rdatatype.from_text(question.type), dns.rdataclass.from_text(question.rclass)
-            known = self._questions[question] = (
-                (name, rtype, rclass),
-                name.to_wire() + struct.pack("!HH", rtype, rclass),
-            )
-        key, asked = known
-        return key, query_id.to_bytes(2, "big") + self._header + asked + self._edns
+            section = name.to_wire() + struct.pack("!HH", _type_value(question.type), _class_value(question.rclass))
+            asked = self._asked[question] = _Asked(section, name.to_text())
+        return asked, query_id.to_bytes(2, "big") + self._header + asked.section + self._edns
+
+
+def answers(wire: bytes, asked: bytes) -> bool:
+    """Is this datagram a response to the question section ``asked`` (as
+    dnspython's is_response, the ID aside)? Names compare without case."""
+    flags = int.from_bytes(wire[2:4], "big")
+    if not flags & _QR or (flags >> 11) & 0xF:  # not a response, or not to a QUERY
+        return False
+    questions = int.from_bytes(wire[4:6], "big")
+    if not questions:  # without the question: allowed for these rcodes
+        return flags & 0xF in (1, 2, 4, 5)  # FORMERR, SERVFAIL, NOTIMP, REFUSED
+    return questions == 1 and wire[12 : 12 + len(asked)].lower() == asked.lower()
 
 
 @dataclass(frozen=True, slots=True)
-class _Reply:
+class Reply:
+    """A DNS message as ``read_reply`` reads it."""
+
     flags: int
     rcode: str
-    questions: tuple[tuple[Any, int, int], ...]  # (dns.name.Name, type, class)
     answer: tuple[Record, ...]
     authority: tuple[Record, ...]
-    additional: tuple[Record, ...]
+    additional: tuple[Record, ...]  # without the OPT pseudo-record
     extended_errors: tuple[str, ...]
     size: int
 
-    def answers(self, question: tuple[Any, int, int]) -> bool:
-        """Is this a response to ``question`` (as dnspython's is_response, the ID aside)?"""
-        if not self.flags & _QR or (self.flags >> 11) & 0xF:  # not a response, or not to a QUERY
-            return False
-        if not self.questions:  # without the question: allowed for these rcodes
-            return self.rcode in ("FORMERR", "SERVFAIL", "NOTIMP", "REFUSED")
-        return self.questions == (question,)
 
-
-def read_reply(wire: bytes) -> _Reply:
+def read_reply(wire: bytes, asked: _Asked | None = None) -> Reply:
     """A DNS message read record by record with dnspython's readers (names,
     rdata, EDNS options), each record as sent and in that order, as dig shows
     them: dnspython's Message merges records into RRsets, at twice the cost,
-    and a loopback batch spends most of its time here. Raises on anything
-    malformed, as dnspython's from_wire does (trailing bytes included)."""
+    and a loopback batch spends most of its time here. Names that point to
+    the question ``asked`` (as sent, byte for byte) are not read again.
+    Raises on anything malformed, as dnspython's from_wire does (trailing
+    bytes included)."""
     import dns.edns
     import dns.name
     import dns.rcode
@@ -560,17 +570,25 @@ def read_reply(wire: bytes) -> _Reply:
 
     parser = dns.wire.Parser(wire)
     _, flags, question_count, *counts = parser.get_struct("!HHHHHH")
-    questions = []
-    for _ in range(question_count):
-        name = dns.name.from_wire_parser(parser)
-        questions.append((name, *parser.get_struct("!HH")))
+    known_name = None
+    if asked is not None and question_count == 1 and wire[12 : 12 + len(asked.section)] == asked.section:
+        parser.seek(12 + len(asked.section))
+        known_name = asked.name
+    else:
+        for _ in range(question_count):
+            dns.name.from_wire_parser(parser)
+            parser.get_struct("!HH")
     rcode = flags & 0xF
     errors: tuple[str, ...] = ()
     sections = []
     for count in counts:
         section = []
         for _ in range(count):
-            name = dns.name.from_wire_parser(parser)
+            if known_name is not None and wire[parser.current : parser.current + 2] == _TO_QUESTION:
+                name = known_name
+                parser.seek(parser.current + 2)
+            else:
+                name = dns.name.from_wire_parser(parser).to_text()
             rtype, rclass, ttl, length = parser.get_struct("!HHIH")
             with parser.restrict_to(length):
                 rdata = dns.rdata.from_wire_parser(rclass, rtype, parser)
@@ -578,11 +596,11 @@ def read_reply(wire: bytes) -> _Reply:
                 rcode |= (ttl >> 24) << 4
                 errors = tuple(o.to_text() for o in rdata.options if isinstance(o, dns.edns.EDEOption))
                 continue
-            section.append(Record(name.to_text(), _type_text(rtype), _class_text(rclass), ttl, rdata.to_text()))
+            section.append(Record(name, _type_text(rtype), _class_text(rclass), ttl, rdata.to_text()))
         sections.append(tuple(section))
     if parser.remaining():
         raise ValueError(f"{parser.remaining()} bytes after the message")
-    return _Reply(flags, dns.rcode.to_text(rcode), tuple(questions), *sections, errors, len(wire))
+    return Reply(flags, dns.rcode.to_text(rcode), *sections, errors, len(wire))
 
 
 @functools.cache
@@ -597,6 +615,20 @@ def _class_text(value: int) -> str:
     import dns.rdataclass
 
     return dns.rdataclass.to_text(value)
+
+
+@functools.cache
+def _type_value(text: str) -> int:
+    import dns.rdatatype
+
+    return dns.rdatatype.from_text(text)
+
+
+@functools.cache
+def _class_value(text: str) -> int:
+    import dns.rdataclass
+
+    return dns.rdataclass.from_text(text)
 
 
 @dataclass(slots=True)
@@ -680,14 +712,14 @@ class _Exchange:
                 query_id = int.from_bytes(os.urandom(2), "big")  # unpredictable, as an ID must be
                 while query_id in state.in_flight:
                     query_id = (query_id + 1) & 0xFFFF
-                question, wire = self.datagrams.make(self.queries[index].question, query_id)
+                asked, wire = self.datagrams.make(self.queries[index].question, query_id)
                 try:
                     state.sock.send(wire)
                 except OSError as exc:
                     state.waiting.appendleft(index)
                     yield from self._fail_server(state, *_os_failure(exc, "udp"))
                     break
-                sent = state.in_flight[query_id] = _Sent(index, query_id, question, wire, now)
+                sent = state.in_flight[query_id] = _Sent(index, query_id, asked, wire, now)
                 self._schedule(now + self.resend_interval, state, sent)
 
     def _open(self, state: _UdpServer) -> tuple[FailureKind, str] | None:
@@ -727,17 +759,16 @@ class _Exchange:
                 del state.in_flight[sent.id]
                 self._fall_back(sent)
                 continue
+            if not answers(wire, sent.asked.section):
+                continue  # not for this question: an old answer to a reused ID; keep waiting
+            del state.in_flight[sent.id]
             try:
-                reply = read_reply(wire)
+                reply = read_reply(wire, sent.asked)
             except Exception as exc:  # noqa: BLE001 - any error in untrusted bytes means a malformed reply
-                del state.in_flight[sent.id]
                 malformed = self._failure(sent.index, "udp", FailureKind.MALFORMED, f"malformed reply: {exc}",
                                           sent.first_sent)  # fmt: skip
                 yield from self._report(sent.index, malformed)
                 continue
-            if not reply.answers(sent.question):
-                continue  # not for this question: an old answer to a reused ID; keep waiting
-            del state.in_flight[sent.id]
             yield from self._report(sent.index, self._response(sent.index, reply, "udp", sent.first_sent))
 
     def _resend(self, now: float) -> Iterator[Outcome]:
@@ -912,7 +943,7 @@ class _Exchange:
             want_dnssec=options.dnssec, payload=options.udp_size, flags=flags,
         )  # fmt: skip
 
-    def _response(self, index: int, reply: _Reply, transport: str, start: float) -> Response:
+    def _response(self, index: int, reply: Reply, transport: str, start: float) -> Response:
         query = self.queries[index]
         elapsed = (time.monotonic() - start) * 1000
         flags = tuple(name for name, bit in _FLAG_BITS if reply.flags & bit)

@@ -384,7 +384,9 @@ def test_a_malformed_reply_is_a_failure_with_its_reason():
 
     def serve():
         data, peer = server.recvfrom(4096)
-        server.sendto(data[:2] + b"\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00\xff", peer)  # a header, then nothing sane
+        question = data[12 : data.index(b"\x00", 12) + 5]
+        header = data[:2] + b"\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00"  # a response with one answer...
+        server.sendto(header + question + b"\xc0\x0c\x00\x01", peer)  # ... cut short
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
