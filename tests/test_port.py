@@ -21,14 +21,13 @@ import time
 import pytest
 
 from netdiag import interrupts
-from netdiag.errors import BadInput, TargetError
+from netdiag.errors import TargetError
 from netdiag.port import (
     BANNER_BYTES,
     NOT_SETTLED,
     PortOptions,
     PortResult,
     PortState,
-    count_pairs,
     pair_address,
     parse_port_targets,
     payload_bytes,
@@ -192,16 +191,6 @@ def test_a_pair_given_twice_is_checked_once_in_its_first_place():
     report = check_report("127.1.0.2:1", "127.1.0.0/30:1,2", "127.1.0.1-2:2", timeout=0.3)
     assert [pair_address(r) for r in report.results] == ["127.1.0.2:1", "127.1.0.1:1", "127.1.0.1:2", "127.1.0.2:2"]
     assert report.summary.pairs == report.summary.probes_sent == 4
-
-
-def test_default_ports_and_the_pair_limit():
-    options = PortOptions()
-    assert count_pairs(parse_port_targets(["127.1.0.1"], options), options) == len(options.default_ports)
-    with pytest.raises(TargetError, match=r"make 131,068 pairs, more than 65,536; add --force"):
-        parse_port_targets(["127.1.0.0/16:1,2"], options)
-    assert count_pairs(parse_port_targets(["127.1.0.0/16:1,2"], options, force=True), options) == 131_068
-    assert count_pairs(parse_port_targets(["127.1.0.0/24", "db.lab.test:1-10"], PortOptions(ports=(1, 2))),
-                       PortOptions(ports=(1, 2))) == 254 * 2 + 10  # fmt: skip
 
 
 def test_retries_try_a_silent_pair_again():
@@ -505,52 +494,6 @@ def test_an_external_stop_ends_the_run_like_an_interruption():
     assert all(r.reason == NOT_SETTLED for r in report.results) and report.summary.pairs == 254
 
 
-# --- options
-
-
-@pytest.mark.parametrize(
-    ("settings", "message"),
-    [
-        ({"proto": "sctp"}, "protocol must be tcp or udp"),
-        ({"timeout": 0}, "--timeout must be more than 0"),
-        ({"banner_timeout": 61}, "--banner-timeout must be more than 0"),
-        ({"retries": 11}, "--retries must be between 0 and 10"),
-        ({"rate": 0}, "--rate must be between"),
-        ({"rate": float("nan")}, "--rate must be between"),
-        ({"workers": 0}, "--workers must be between 1 and 65536"),
-        ({"ports": ()}, "-p: no ports given"),
-        ({"ports": (0,)}, "-p must be between 1 and 65535, not 0"),
-        ({"send": b"x" * 5000}, "--send: 5,000 bytes is more than 4,096"),
-        ({"tls": True, "proto": "udp"}, "--tls goes with TCP"),
-    ],
-)
-def test_options_are_checked_before_anything_is_sent(settings, message):
-    with pytest.raises(BadInput, match=message):
-        PortOptions(**settings).validate()
-
-
-def test_send_text_escapes():
-    assert payload_bytes(r"HEAD / HTTP/1.0\r\n\r\n") == b"HEAD / HTTP/1.0\r\n\r\n"
-    assert payload_bytes(r"a\tb\0\e\\\x41\xff") == b"a\tb\0\x1b\\A\xff"
-    assert payload_bytes("ü") == "ü".encode()
-    for bad in (r"\q", "\\", r"\x4"):
-        with pytest.raises(BadInput, match="--send: unknown escape"):
-            payload_bytes(bad)
-
-
-def test_a_bad_line_of_a_list_is_named_by_file_and_line():
-    from netdiag.targets import Listed
-
-    with pytest.raises(BadInput, match=r"^hosts.txt:3: '127.1.0.1:0': port 0 cannot be connected to"):
-        parse_port_targets([Listed("127.1.0.1:22", "hosts.txt:2"), Listed("127.1.0.1:0", "hosts.txt:3")],
-                           PortOptions())  # fmt: skip
-
-
-def test_link_discovery_is_refused():
-    with pytest.raises(TargetError, match="link discovery is for sweep"):
-        parse_port_targets(["ff02::1%lo"], PortOptions())
-
-
 # --- the same verdicts as nc -z and nmap -sT
 
 
@@ -564,12 +507,31 @@ def test_verdicts_agree_with_nc_and_nmap():
                                 check=False).returncode == 0 for p in ports}  # fmt: skip
         nmap_command = ["nmap", "-sT", "-Pn", "-n", "--max-retries", "0", "-p", ",".join(map(str, ports)), "-oG", "-"]
         scan = subprocess.run([*nmap_command, "127.1.0.1"], capture_output=True, text=True, timeout=60, check=True)
-    line = next(line for line in scan.stdout.splitlines() if "Ports:" in line)
-    nmap = {int(p.split("/")[0]): p.split("/")[1] for p in line.split("Ports: ")[1].split("\t")[0].split(", ")}
+    nmap = parse_grepable(scan.stdout)
     assert {p: state == "open" for p, state in ours.items()} == nc
     # nmap -sT reads the ECONNREFUSED of a firewall's ICMP port unreachable as an RST; IP_RECVERR tells them apart
     assert nmap == {**ours, REJECTED: "closed"}
     assert ours[REJECTED] == "filtered"
+
+
+@pytest.mark.skipif(not shutil.which("nmap"), reason="needs nmap")
+def test_udp_verdicts_agree_with_nmap():
+    """nmap -sU has the same four states for the same four answers."""
+    closed = closed_port()
+    with udp_echo() as echo:
+        ports = [echo, closed, REJECTED, DROPPED]
+        ours = {r.port: r.state.value for r in check("127.1.0.1", ports=",".join(map(str, ports)), proto="udp",
+                                                      timeout=0.5)}  # fmt: skip
+        command = ["nmap", "-sU", "-Pn", "-n", "-p", ",".join(map(str, ports)), "-oG", "-", "127.1.0.1"]
+        scan = subprocess.run(command, capture_output=True, text=True, timeout=60, check=True)
+    assert parse_grepable(scan.stdout) == ours == {echo: "open", closed: "closed", REJECTED: "filtered",
+                                                   DROPPED: "open|filtered"}  # fmt: skip
+
+
+def parse_grepable(output: str) -> dict[int, str]:
+    """nmap -oG's ``Ports: 22/open/tcp//ssh///, ...`` as {port: state}."""
+    line = next(line for line in output.splitlines() if "Ports:" in line)
+    return {int(p.split("/")[0]): p.split("/")[1] for p in line.split("Ports: ")[1].split("\t")[0].split(", ")}
 
 
 def test_results_as_json_keys():
