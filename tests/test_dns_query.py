@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from netdiag import dnsclient
 from netdiag.dnsclient import SYSTEM, QueryOptions, Request, ServerSpec, parse_batch, parse_server, parse_words
 from netdiag.errors import BadInput
+from netdiag.records import Question
 
 LABEL = st.from_regex(r"[a-z0-9_](?:[a-z0-9-]{0,20}[a-z0-9])?", fullmatch=True)
 NAME = st.lists(LABEL, min_size=2, max_size=5).map(".".join)
@@ -377,3 +378,12 @@ def test_the_reply_reader_agrees_with_dnspythons_message(answer, authority, addi
     if answer or authority or additional or errors:
         with pytest.raises(Exception):  # noqa: B017
             dnsclient.read_reply(wire[:-1])
+
+
+@given(st.booleans(), st.booleans(), st.booleans(), st.booleans(), st.integers(512, 4096), NAME, st.sampled_from(TYPES))
+def test_datagrams_are_dnspythons_queries_byte_for_byte(edns, dnssec, recurse, cd, size, name, rtype):
+    options = QueryOptions(edns=edns, dnssec=dnssec, recurse=recurse, checking_disabled=cd, udp_size=size)
+    question = Question(name + ".", rtype, "IN")
+    message = dnsclient.make_message(question, options)
+    _, wire = dnsclient._Datagrams(options).make(question, message.id)
+    assert wire == message.to_wire()
