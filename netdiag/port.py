@@ -20,6 +20,7 @@ silence after every retry ``open|filtered``, as nmap reports it.
 
 from __future__ import annotations
 
+import copy
 import errno
 import gc
 import ipaddress
@@ -244,18 +245,25 @@ PairItem = tuple[str, int, str | None, int, int, str, int]  # address, version, 
 
 class _SeenPairs:
     """Pairs given already (a pair in two targets is checked once): runs of
-    addresses per port, so that a network's memory stays its few runs."""
+    addresses per port, so that a network's memory stays its few runs. Ports
+    with the same history share one record (``-p 1-65535`` twice: one, not 65,535)."""
 
     def __init__(self) -> None:
         self._runs: dict[int, SeenRuns] = {}
 
     def fresh(self, version: int, first: int, last: int, ports: tuple[int, ...]) -> Iterator[tuple[int, int]]:
         """``(number, port)`` of the run not seen before, address by address."""
-        unseen: dict[int, list[tuple[int, int]]] = {}
+        alike: dict[int, tuple[SeenRuns | None, list[int]]] = {}  # ports by the record they share
         for port in ports:
-            runs = self._runs.setdefault(port, SeenRuns())
-            unseen[port] = list(runs.unseen_runs(version, first, last))
-            runs.add(version, first, last)
+            runs = self._runs.get(port)
+            alike.setdefault(id(runs), (runs, []))[1].append(port)
+        unseen: dict[int, list[tuple[int, int]]] = {}
+        for runs, members in alike.values():
+            found = [(first, last)] if runs is None else list(runs.unseen_runs(version, first, last))
+            after = SeenRuns() if runs is None else copy.deepcopy(runs)  # others may share the old one
+            after.add(version, first, last)
+            for port in members:
+                self._runs[port], unseen[port] = after, found
         if all(found == [(first, last)] for found in unseen.values()):  # nothing seen: every pair
             for number in range(first, last + 1):
                 for port in ports:
@@ -264,11 +272,11 @@ class _SeenPairs:
         cursor = dict.fromkeys(ports, 0)
         for number in range(first, last + 1):
             for port in ports:
-                runs, i = unseen[port], cursor[port]
-                while i < len(runs) and runs[i][1] < number:
+                runs_left, i = unseen[port], cursor[port]
+                while i < len(runs_left) and runs_left[i][1] < number:
                     i += 1
                 cursor[port] = i
-                if i < len(runs) and runs[i][0] <= number:
+                if i < len(runs_left) and runs_left[i][0] <= number:
                     yield number, port
 
 
