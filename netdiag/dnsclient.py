@@ -368,6 +368,13 @@ class QueryOptions:
     insecure: bool = False  # DoT/DoH: skip certificate verification altogether
     udp_size: int = EDNS_BUFFER
 
+    def __post_init__(self) -> None:
+        if self.transport not in (None, *DEFAULT_PORTS):
+            raise BadInput(f"{visible(str(self.transport))}: not a transport (udp, tcp, tls, https)")
+        if not 512 <= self.udp_size <= 0xFFFF:
+            raise BadInput(f"{self.udp_size}: an EDNS buffer size is 512 to 65535 bytes")
+        object.__setattr__(self, "rclass", parse_class(self.rclass))  # canonical: "ch" is CH
+
 
 def system_nameservers(path: str = RESOLV_CONF) -> tuple[str, ...]:
     """The ``nameserver`` addresses of resolv.conf, or 127.0.0.1 as the C

@@ -297,6 +297,13 @@ def test_system_nameservers_from_resolv_conf(tmp_path):
     assert dnsclient.system_nameservers(str(tmp_path / "missing")) == ("127.0.0.1",)
 
 
+def test_options_that_cannot_be_are_bad_input():
+    assert QueryOptions(rclass="ch").rclass == "CH"
+    for bad in ({"transport": "quic"}, {"udp_size": 100}, {"rclass": "XX"}):
+        with pytest.raises(BadInput):
+            QueryOptions(**bad)
+
+
 def test_class_option():
     assert dnsclient.parse_class("ch") == "CH"
     assert dnsclient.parse_class("CLASS4") == "HS"
