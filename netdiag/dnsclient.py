@@ -392,7 +392,7 @@ def system_nameservers(path: str = RESOLV_CONF) -> tuple[str, ...]:
 
 
 def resolve_servers(
-    specs: Sequence[ServerSpec], options: QueryOptions = QueryOptions(), timeout: float = 3.0
+    specs: Sequence[ServerSpec], options: QueryOptions | None = None, timeout: float = 3.0
 ) -> dict[ServerSpec, tuple[Server, ...]]:
     """Each spec's servers: ``@system`` is every nameserver of resolv.conf, a
     name its first address from the system resolver (all names at once, within
@@ -400,6 +400,7 @@ def resolve_servers(
     DoH is asked for without httpx."""
     from netdiag import workers
 
+    options = options or QueryOptions()
     names = [s.host for s in specs if not s.is_system and not _is_address(s.host)]
     addresses: dict[str, str] = {}
     for host, result in workers.iter_with_deadline(_first_address, dict.fromkeys(names), timeout):
@@ -447,7 +448,7 @@ def _server(label: str, transport: str, address: str, port: int | None, spec: Se
 
 def build_queries(
     requests: Sequence[Request],
-    options: QueryOptions = QueryOptions(),
+    options: QueryOptions | None = None,
     default_types: Sequence[str] = DEFAULT_TYPES,
     default_servers: Sequence[ServerSpec] = (SYSTEM,),
     timeout: float = 3.0,
@@ -455,6 +456,7 @@ def build_queries(
     """Every question of every request for each of its servers (or the
     defaults), in order: name, then type, then server; each query once.
     A name from an address is asked PTR unless types were given."""
+    options = options or QueryOptions()
     specs = [spec for r in requests for spec in (r.servers or default_servers)]
     servers = resolve_servers(list(dict.fromkeys(specs)), options, timeout)
     queries: dict[Query, None] = {}
@@ -482,11 +484,12 @@ def require_doh() -> None:
 # --- Asking ---------------------------------------------------------------
 
 
-def ask(queries: Sequence[Query], options: QueryOptions = QueryOptions(), timeout: float = 3.0) -> Iterator[Outcome]:
+def ask(queries: Sequence[Query], options: QueryOptions | None = None, timeout: float = 3.0) -> Iterator[Outcome]:
     """Ask every query at once; yield each one's Response or Failure as it
     comes, every query exactly once, all within ``timeout`` seconds (the
     deadline of each query is the run's). Never raises for what a server
     does; stopping the iteration early closes every socket."""
+    options = options or QueryOptions()
     import dns.rdata  # noqa: F401 - the import cost is paid here, not by the first answer
 
     if any(q.server.transport == "https" for q in queries):

