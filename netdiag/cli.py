@@ -35,7 +35,7 @@ class _App(typer.Typer):
 
 app = _App(
     name="netdiag",
-    help="Network diagnostics for sysadmins: sweep, service, dns, telnet, listen.",
+    help="Network diagnostics for sysadmins: sweep, port, service, dns, telnet, listen.",
     no_args_is_help=True,
     add_completion=True,  # --install-completion / --show-completion, Typer's own
     pretty_exceptions_enable=False,
@@ -58,7 +58,7 @@ def _root(
         bool, typer.Option("--version", "-V", callback=_show_version, is_eager=True, help="Show the version and exit.")
     ] = False,
 ) -> None:
-    """Network diagnostics for sysadmins: sweep, service, dns, telnet, listen."""
+    """Network diagnostics for sysadmins: sweep, port, service, dns, telnet, listen."""
 
 
 def _epilog(examples: list[str], exits: list[str]) -> str:
@@ -78,6 +78,18 @@ SWEEP_EPILOG = _epilog(
         "1  not enough did",
         "2  bad input: nothing was sent",
         "3  could not run: the method's socket is not permitted",
+        "128+N  interrupted by signal N; partial results printed",
+    ],
+)
+PORT_EPILOG = _epilog(
+    [
+        "netdiag port db1:5432 web1:80,443 && deploy",
+        "netdiag port 192.168.1.0/24 -p ssh,https --open --grid",
+    ],
+    [
+        "0  every pair is open",
+        "1  some pair is not (closed, filtered, open|filtered, unresolved)",
+        "2  bad input: nothing was sent",
         "128+N  interrupted by signal N; partial results printed",
     ],
 )
@@ -457,11 +469,11 @@ def _no_ports(text: str) -> str:
     return without_ports(text, "sweep takes ports with -p (-m tcp); netdiag port checks HOST:PORTS")
 
 
-def _port_lists(lists: list[str]) -> tuple[int, ...]:
+def _port_lists(lists: list[str], proto: str = "tcp") -> tuple[int, ...]:
     """-p 22 -p 80,443 -p ssh: every port once, in the order first given."""
     from netdiag.ports import parse_ports
 
-    return tuple(dict.fromkeys(port for text in lists for port in parse_ports(text)))
+    return tuple(dict.fromkeys(port for text in lists for port in parse_ports(text, proto)))
 
 
 def _ip_version(ipv4: bool, ipv6: bool, parsed: list[Target]) -> int | None:
@@ -506,6 +518,97 @@ def _open_target_list(argument: str) -> TextIO:
         return open(argument[1:], encoding="utf-8", errors="surrogateescape")
     except OSError as exc:
         raise BadInput(f"cannot read target list {argument[1:]}: {exc.strerror}") from None
+
+
+@app.command(epilog=PORT_EPILOG)
+def port(
+    ctx: typer.Context,
+    targets: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="TARGET...",
+            help="What sweep takes (addresses, CIDR, ranges, names, @FILE, -), and HOST:PORTS, [V6]:PORTS.",
+            show_default=False,
+        ),
+    ],
+    ports: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--port",
+            "-p",
+            metavar="PORTS",
+            help="For targets without their own: 22,443 ssh 8000-8100 (default: 20 common).",
+        ),
+    ] = None,
+    udp: Annotated[bool, typer.Option("--udp", "-u", help="UDP: silence is open|filtered, as nmap says.")] = False,
+    timeout: Annotated[
+        float, typer.Option("--timeout", "-t", metavar="SECONDS", help="Seconds each connect or datagram waits.")
+    ] = 1.0,
+    retries: Annotated[int, typer.Option("--retries", "-r", metavar="N", help="More tries for a silent pair.")] = 0,
+    rate: Annotated[
+        float | None, typer.Option("--rate", metavar="PPS", help="At most this many connects per second.")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", "-w", metavar="N", help="Sockets open at once, at most.")
+    ] = None,
+    banner: Annotated[
+        bool, typer.Option("--banner", "-b", help="Read what an open port says first (256 bytes).")
+    ] = False,
+    send: Annotated[
+        str | None,
+        typer.Option("--send", metavar="TEXT", help="Send TEXT first (\\r \\n \\xHH escapes); UDP: the datagram."),
+    ] = None,
+    banner_timeout: Annotated[
+        float, typer.Option("--banner-timeout", metavar="SECONDS", help="Seconds to wait for a banner.")
+    ] = 1.0,
+    tls: Annotated[bool, typer.Option("--tls", help="TLS handshake: version, certificate subject, expiry.")] = False,
+    only_open: Annotated[bool, typer.Option("--open", help="Show only open ports.")] = False,
+    grid: Annotated[bool, typer.Option("--grid", help="A host x port grid coloured by state.")] = False,
+    ipv4: Annotated[bool, typer.Option("-4", "--ipv4", help="Names resolve to IPv4 only.")] = False,
+    ipv6: Annotated[bool, typer.Option("-6", "--ipv6", help="Names resolve to IPv6 only.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Allow more than 65,536 pairs.")] = False,
+    json_output: JsonOption = False,
+    jsonl: Annotated[bool, typer.Option("--jsonl", help="Stream one JSON line per pair as it settles.")] = False,
+) -> int:
+    """Is this port open on these hosts? Many host x port checks at once."""
+    from netdiag import port as core
+    from netdiag import targets as targets_module
+    from netdiag.errors import BadInput
+    from netdiag.views import port as view
+    from netdiag.views.sweep import progress_bar
+
+    out = _output(ctx)
+    out.choose(json=json_output, json_lines=jsonl)
+    if ipv4 and ipv6:
+        raise BadInput("-4 and -6 exclude each other")
+    proto = "udp" if udp else "tcp"
+    options = core.PortOptions(
+        ports=_port_lists(ports, proto) if ports else None,
+        proto=proto,
+        timeout=timeout,
+        retries=retries,
+        rate=rate,
+        workers=workers,
+        banner=banner,
+        send=None if send is None else core.payload_bytes(send),
+        banner_timeout=banner_timeout,
+        tls=tls,
+        ip_version=4 if ipv4 else 6 if ipv6 else None,
+    )
+    options.validate()
+    limit = targets_module.MAX_LISTED if force else targets_module.MAX_ADDRESSES
+    texts = targets_module.expand_arguments(targets, _open_target_list, limit=limit)
+    parsed = core.parse_port_targets(texts, options, force=force)
+    if not parsed:
+        raise BadInput("no targets given (the list was empty)")
+    on_result = view.streamer(out, only_open) if jsonl else None
+    with progress_bar(out, core.count_pairs(parsed, options), "checking", "open", "connects") as progress:
+        report = core.run_ports(parsed, options, on_result=on_result, progress=progress, keep_results=not jsonl)
+    layout = view.Layout(banner=options.reads_banner, tls=tls)
+    view.show_report(out, report, layout, only_open=only_open, grid=grid)
+    if report.summary.interrupted:
+        return interrupts.exit_status()
+    return ExitStatus.OK if report.summary.all_open else ExitStatus.NEGATIVE
 
 
 @app.command(epilog=TELNET_EPILOG)
@@ -553,8 +656,8 @@ def telnet(
     """Interactive raw TCP client, telnet protocol aware; a byte-exact pipe when piped."""
     import socket as socket_module
 
-    from netdiag import services
     from netdiag.errors import BadInput
+    from netdiag.ports import parse_port
     from netdiag.telnet.connection import check_host, check_server_name, open_connection
     from netdiag.telnet.session import Session, SessionOptions, Terminal
     from netdiag.views import telnet as view
@@ -567,9 +670,7 @@ def telnet(
     _check_timeout(connect_timeout, "--connect-timeout")
     if idle_timeout is not None:
         _check_timeout(idle_timeout, "--idle-timeout")
-    port_number = services.port_number(port)
-    if port_number == 0:
-        raise BadInput("port 0 cannot be connected to")
+    port_number = parse_port(port)
     host, _ = check_host(host)
     if sni is not None:
         if not tls:

@@ -75,7 +75,7 @@ def test_bad_input_is_one_line_exit_2(cli, argv, message):
 def test_help_lists_every_command(cli, capsys):
     assert cli("--help").status == 0
     shown = capsys.readouterr().out
-    for command in ("service", "dns"):
+    for command in ("sweep", "port", "service", "dns", "telnet", "listen"):
         assert command in shown
 
 
@@ -171,7 +171,7 @@ def test_no_arguments_prints_the_whole_usage_not_one_squashed_line():
     assert lines[0].startswith("Usage: netdiag") and any(line.strip().startswith("sweep") for line in lines)
 
 
-@pytest.mark.parametrize("command", ["sweep", "service", "dns", "telnet", "listen"])
+@pytest.mark.parametrize("command", ["sweep", "port", "service", "dns", "telnet", "listen"])
 def test_help_has_click_style_metavars_examples_and_exit_statuses(command):
     result = subprocess.run(
         [sys.executable, "-m", "netdiag", command, "--help"], capture_output=True, text=True, check=False

@@ -331,7 +331,7 @@ def free_port() -> int:
     ("args", "status", "message"),
     [
         (["127.0.0.1", str(free_port())], 1, "connection refused by 127.0.0.1 port"),
-        (["127.0.0.1", "99999"], 2, "port must be between 0 and 65535"),
+        (["127.0.0.1", "99999"], 2, "port 99999 is more than 65535"),
         (["127.0.0.1", "0"], 2, "port 0"),
         (["300.1.1.1", "80"], 2, "is not a host name or address"),
         (["127.0.0.0/24", "80"], 2, "is a network or range"),

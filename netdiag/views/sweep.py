@@ -68,8 +68,11 @@ def streamer(out: Output, alive_only: bool) -> Callable[[HostResult], None]:
 class progress_bar:
     """A transient progress bar on stderr, only when stderr is a terminal."""
 
-    def __init__(self, out: Output, total: int) -> None:
+    def __init__(
+        self, out: Output, total: int, doing: str = "sweeping", found: str = "up", sent: str = "probes sent"
+    ) -> None:
         self.out, self.total = out, total
+        self.words = (doing, found, sent)
         self.bar: Progress | None = None
 
     def __enter__(self) -> ProgressUpdate | None:
@@ -77,11 +80,12 @@ class progress_bar:
             return None
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+        doing, found, sent = self.words
         bar = self.bar = Progress(
-            TextColumn("sweeping"),
+            TextColumn(doing),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("[green]{task.fields[up]} up[/] · {task.fields[sent]} probes sent"),
+            TextColumn(f"[green]{{task.fields[up]}} {found}[/] · {{task.fields[sent]}} {sent}"),
             TimeElapsedColumn(),
             console=self.out.err,
             transient=True,

@@ -1,0 +1,120 @@
+"""``netdiag port`` through the CLI, in-process and without root: open and
+closed ports on 127.0.0.1 and ::1 (a connect needs no privilege), banners
+from a real server, every output format and the exit statuses."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import threading
+
+import pytest
+
+from tests.test_cli import BOX
+
+KEYS = {"target", "address", "port", "proto", "service", "state", "reason", "rtt_ms", "banner", "tls"}
+
+
+@pytest.fixture
+def banner_server():
+    """127.0.0.1: says a hostile banner to each client, then waits for it to leave."""
+    server = socket.create_server(("127.0.0.1", 0))
+    said = b"SSH-2.0-lab \x1b[2J[bold]x[/bold]\r\n"
+
+    def serve() -> None:
+        while True:
+            try:
+                client, _ = server.accept()
+            except OSError:
+                return
+            with client, contextlib.suppress(OSError):  # a port check resets at once: fine
+                client.sendall(said)
+                client.settimeout(2)
+                client.recv(1)
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield server.getsockname()[1], said
+    server.close()
+
+
+@pytest.fixture
+def closed_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))  # bound, never listening: a connect gets an RST
+        yield sock.getsockname()[1]
+
+
+def test_every_pair_open_is_exit_0_and_one_closed_is_exit_1(cli, banner_server, closed_port):
+    port, _ = banner_server
+    assert cli("port", f"127.0.0.1:{port}").status == 0
+    result = cli("port", f"127.0.0.1:{port},{closed_port}")
+    assert result.status == 1
+    states = {line.split()[2]: line.split()[5] for line in result.stdout.splitlines()[1:]}
+    assert states == {str(port): "open", str(closed_port): "closed"}
+    assert result.stderr.startswith("1/2 pairs open (1 closed)")
+
+
+def test_banner_is_read_and_shown_visibly_never_as_markup_or_escapes(cli, cli_on_a_terminal, banner_server):
+    port, said = banner_server
+    piped = cli("port", "--banner", f"127.0.0.1:{port}")
+    assert "SSH-2.0-lab \\e[2J[bold]x[/bold]\\r\\n" in piped.stdout
+    shown = cli_on_a_terminal("port", "--banner", f"127.0.0.1:{port}")
+    assert "[bold]x[/bold]" in shown.stdout and "\x1b[2J" not in shown.stdout
+    document = json.loads(cli("port", "--banner", "--json", f"127.0.0.1:{port}").stdout)
+    [row] = document["results"]
+    assert set(row) == KEYS and row["banner"] == said.decode() and row["state"] == "open"
+
+
+def test_json_summary_and_open_filter(cli, banner_server, closed_port):
+    port, _ = banner_server
+    document = json.loads(cli("port", "--json", "--open", "-p", f"{port},{closed_port}", "127.0.0.1").stdout)
+    assert [(r["port"], r["state"]) for r in document["results"]] == [(port, "open")]
+    assert {k: document["summary"][k] for k in ("pairs", "open", "closed")} == {"pairs": 2, "open": 1, "closed": 1}
+
+
+def test_jsonl_streams_each_pair_then_the_summary(cli, banner_server, closed_port):
+    port, _ = banner_server
+    lines = [
+        json.loads(line)
+        for line in cli("port", "--jsonl", "-p", f"{port},{closed_port}", "127.0.0.1").stdout.splitlines()
+    ]
+    assert sorted(r["port"] for r in lines[:-1]) == sorted([port, closed_port])
+    assert lines[-1]["summary"]["pairs"] == 2
+
+
+def test_grid_in_a_pipe_is_letters_and_on_a_terminal_coloured(cli, cli_on_a_terminal, banner_server, closed_port):
+    port, _ = banner_server
+    argv = ("port", "--grid", "-p", f"{port},{closed_port}", "127.0.0.1", "::1")
+    piped = cli(*argv)
+    rows = {line.split()[0]: line.split()[1:] for line in piped.stdout.splitlines()[1:3]}
+    low, high = sorted([port, closed_port])
+    expect = {port: "O", closed_port: "C"}
+    assert rows["127.0.0.1"] == [expect[low], expect[high]]
+    assert rows["::1"] == ["C", "C"]  # nothing listens on ::1 at these ports
+    shown = cli_on_a_terminal(*argv)
+    assert "\x1b[" in shown.stdout and "open|filtered" in shown.stdout  # the coloured cells and legend
+
+
+def test_on_a_terminal_the_table_is_grouped_by_host(cli_on_a_terminal, banner_server, closed_port):
+    port, _ = banner_server
+    shown = cli_on_a_terminal("port", "-p", f"{port},{closed_port}", "127.0.0.1", "::1")
+    assert BOX & set(shown.stdout)
+    assert shown.stdout.count("127.0.0.1") == 1  # the host once, its ports below it
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (("port", "127.0.0.1:0"), "port 0"),
+        (("port", "127.0.0.1", "-p", "nosuch"), "unknown service"),
+        (("port", "127.0.0.1", "--tls", "-u"), "--tls goes with TCP"),
+        (("port", "127.0.0.0/8", "-p", "22"), "--force"),
+        (("port", "127.0.0.1", "--send", "\\q"), "unknown escape"),
+        (("port", "[::1"), "without its ']'"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_nothing_sent(cli, argv, message):
+    result = cli(*argv)
+    assert result.status == 2 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
