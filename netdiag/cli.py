@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import os
 import select
 import signal
@@ -106,13 +107,14 @@ SERVICE_EPILOG = _epilog(
 )
 DNS_EPILOG = _epilog(
     [
-        "netdiag dns www.example.org 192.0.2.1",
-        "netdiag dns -t 2 --json $(cat names.txt)",
+        "netdiag dns www.example.org 192.0.2.1 --compare",
+        "netdiag dns example.org MX TXT @127.0.0.53 @tls://9.9.9.9",
     ],
     [
-        "0  every query answered",
-        "1  some query failed (no such name, no PTR, timeout)",
-        "2  bad input",
+        "0  every query answered (servers: NOERROR with data, from every server)",
+        "1  some query failed (NXDOMAIN, no data, SERVFAIL, timeout; --compare: DNS disagrees)",
+        "2  bad input: nothing was sent",
+        "3  could not run (DoH without netdiag[doh])",
         "128+N  interrupted by signal N; the answers so far printed",
     ],
 )
@@ -315,19 +317,139 @@ def service(
 def dns(
     ctx: typer.Context,
     queries: Annotated[
-        list[str],
-        typer.Argument(metavar="QUERY...", help="Names (forward) or addresses (reverse).", show_default=False),
-    ],
+        list[str] | None,
+        typer.Argument(
+            metavar="QUERY...",
+            help="Names, addresses (reverse), record types (MX, TXT, TYPE65) and @SERVER (an address, "
+            "a name, @system, tls://HOST, https://URL).",
+            show_default=False,
+        ),
+    ] = None,
+    reverse: Annotated[
+        list[str] | None, typer.Option("-x", metavar="ADDRESS", help="Ask the PTR of ADDRESS, as dig -x.")
+    ] = None,
+    batch: Annotated[
+        str | None, typer.Option("--file", "-f", metavar="FILE", help="One query a line, as dig -f (- for stdin).")
+    ] = None,
     timeout: TimeoutOption = 3.0,
+    tcp: Annotated[
+        bool, typer.Option("--tcp", help="Ask over TCP (UDP falls back to TCP on its own when truncated).")
+    ] = False,
+    tls: Annotated[bool, typer.Option("--tls", help="DNS over TLS (port 853), the certificate verified.")] = False,
+    https: Annotated[bool, typer.Option("--https", help="DNS over HTTPS (needs netdiag[doh]).")] = False,
+    insecure: Annotated[bool, typer.Option("--insecure", "-k", help="With --tls/--https: do not verify.")] = False,
+    ca_file: Annotated[
+        str | None, typer.Option("--ca", metavar="FILE", help="With --tls/--https: trust this CA (PEM).")
+    ] = None,
+    dnssec: Annotated[bool, typer.Option("--dnssec", help="Set the DO bit: RRSIGs, and the AD flag shown.")] = False,
+    rclass: Annotated[str, typer.Option("--class", metavar="CLASS", help="IN, CH, HS or CLASS123.")] = "IN",
+    norecurse: Annotated[bool, typer.Option("--norecurse", help="Clear RD: what the server itself holds.")] = False,
+    compare: Annotated[
+        bool, typer.Option("--compare", help="The system view beside what each DNS server says (default: @system).")
+    ] = False,
+    short: Annotated[bool, typer.Option("--short", help="Only the data, one a line (dig +short).")] = False,
     json_output: JsonOption = False,
 ) -> int:
-    """Forward and reverse lookups through the system resolver, with FCrDNS."""
-    from netdiag import resolver
-    from netdiag.views import dns as view
+    """What applications see (system resolver, hosts/NSS, FCrDNS) and what DNS servers say.
+
+    Names and addresses alone ask the system resolver, as every application
+    does. A record type or an @SERVER asks DNS servers directly; a word that
+    is both a type and a name is a type (end a name with a dot: mx.)."""
+    from netdiag.errors import BadInput
 
     out = _output(ctx)
     out.choose(json=json_output)
     _check_timeout(timeout)
+    words = list(queries or [])
+    transports = [name for name, on in (("tcp", tcp), ("tls", tls), ("https", https)) if on]
+    if len(transports) > 1:
+        raise BadInput(f"{' and '.join('--' + t for t in transports)} exclude each other")
+    asks_servers = bool(reverse or batch or transports or dnssec or norecurse or rclass.upper() != "IN")
+    if compare:  # the system view, each name and address then asked of DNS servers too
+        if asks_servers or any(_protocol_word(w) for w in words if not w.startswith("@")):
+            raise BadInput("--compare takes names, addresses and @servers: the system view beside DNS's answers")
+        names = [w for w in words if not w.startswith("@")]
+        if not names:
+            raise BadInput("give a name or an address to look up")
+        from netdiag.dnsclient import parse_server
+
+        servers = [parse_server(w[1:]) for w in words if w.startswith("@")]
+        return _dns_system_view(out, names, timeout, compare_with=servers, short=short)
+    if not asks_servers and not any(_protocol_word(w) for w in words):
+        if not words:
+            raise BadInput("give a name or an address to look up (or -f FILE)")
+        return _dns_system_view(out, words, timeout, compare_with=None, short=short)
+    from netdiag import dnsclient
+
+    options = dnsclient.QueryOptions(
+        transport=transports[0] if transports else None, rclass=rclass, recurse=not norecurse, dnssec=dnssec,
+        ca_file=ca_file, insecure=insecure,
+    )  # fmt: skip
+    command = dnsclient.parse_words(words, reverse=reverse or ())
+    requests = [command] if command.names else []
+    if batch is not None:
+        requests = _dns_batch(batch, command) + requests
+    if not requests:
+        raise BadInput("no name to look up")
+    return _dns_protocol_view(out, requests, command, options, timeout, short=short)
+
+
+def _protocol_word(word: str) -> bool:
+    """A word that asks DNS servers directly: an @SERVER or a record type (or
+    dig's +option, which the protocol view's parser names our option for)."""
+    if word.startswith(("@", "+")):
+        return True
+    from netdiag.dnsclient import type_word
+
+    return type_word(word) is not None
+
+
+def _dns_batch(path: str, command: Any) -> list[Any]:
+    from netdiag import dnsclient
+    from netdiag.errors import BadInput
+
+    stream = _open_target_list(path if path == "-" else "@" + path)
+    with stream:
+        lines = list(itertools.islice(stream, _MAX_BATCH + 1))
+    if len(lines) > _MAX_BATCH:
+        raise BadInput(f"{path}: more than {_MAX_BATCH:,} lines")
+    try:
+        return dnsclient.parse_batch(lines, defaults=command)
+    except BadInput as exc:
+        raise BadInput(f"{'stdin' if path == '-' else path}: {exc}") from None
+
+
+_MAX_BATCH = 100_000  # queries in one -f file: all are asked at once
+
+
+def _dns_protocol_view(
+    out: Output, requests: list[Any], command: Any, options: Any, timeout: float, *, short: bool
+) -> int:
+    from netdiag import dnsclient, records
+    from netdiag.views import dnsquery as view
+
+    queries = dnsclient.build_queries(
+        requests, options, default_servers=command.servers or (dnsclient.SYSTEM,), timeout=timeout
+    )
+    outcomes: list[records.Outcome] = []
+    interrupted = False
+    try:
+        for outcome in dnsclient.ask(queries, options, timeout):
+            outcomes.append(outcome)
+    except KeyboardInterrupt:  # Ctrl-C, SIGTERM, SIGHUP: the answers so far
+        interrupted = True
+    view.show_outcomes(out, records.in_order(outcomes, queries), short=short, interrupted=interrupted)
+    if interrupted:
+        return interrupts.exit_status()
+    return ExitStatus.OK if len(outcomes) == len(queries) and records.succeeded(outcomes) else ExitStatus.NEGATIVE
+
+
+def _dns_system_view(
+    out: Output, queries: list[str], timeout: float, *, compare_with: list[Any] | None, short: bool
+) -> int:
+    from netdiag import resolver
+    from netdiag.views import dns as view
+
     order = {q: i for i, q in reversed(list(enumerate(queries)))}
     answers = []
     try:
@@ -335,10 +457,18 @@ def dns(
             answers.append(answer)
     except KeyboardInterrupt:  # Ctrl-C, SIGTERM, SIGHUP
         out.error("interrupted: showing the answers so far")
-        view.show_answers(out, sorted(answers, key=lambda a: order[a.query]))
+        view.show_answers(out, sorted(answers, key=lambda a: order[a.query]), short=short)
         return interrupts.exit_status()
     answers.sort(key=lambda a: order[a.query])
-    view.show_answers(out, answers)
+    if compare_with is not None:
+        from netdiag import crosscheck
+
+        said = crosscheck.ask_dns(answers, compare_with, timeout)
+        verdicts = {a.query: crosscheck.verdict(a, said[a.query]) for a in answers}
+        view.show_compared(out, answers, said, verdicts)
+        agree = all(v.agrees for v in verdicts.values())
+        return ExitStatus.OK if agree and all(a.ok for a in answers) else ExitStatus.NEGATIVE
+    view.show_answers(out, answers, short=short)
     return ExitStatus.OK if all(a.ok for a in answers) else ExitStatus.NEGATIVE
 
 

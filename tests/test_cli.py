@@ -59,7 +59,7 @@ def test_service_list(cli):
         (["service", "--proto", "SCTP", "ssh"], "--proto: unknown protocol 'SCTP'"),
         (["service", "--bogus"], "No such option: --bogus"),
         (["dns", "--timeout", "-1", "localhost"], "--timeout must be more than 0"),
-        (["dns"], "Missing argument"),
+        (["dns"], "give a name or an address to look up"),
         (["nosuchcommand"], "No such command"),
     ],
 )
