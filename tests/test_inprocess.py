@@ -105,3 +105,69 @@ def test_json_document_has_the_target_and_statistics_in_process(cli, open_port):
 def test_jsonl_and_json_together_are_refused_in_one_line(cli):
     result = cli("sweep", "--json", "--jsonl", "127.0.0.1")
     assert result.status == 2 and result.stderr.count("\n") == 1 and "pick one" in result.stderr
+
+
+def test_telnet_in_process_is_a_byte_exact_pipe(monkeypatch, tmp_path):
+    """Piped (stdin a file): no telnet protocol, every byte both ways as is."""
+    import io
+    import sys
+    import threading
+
+    from netdiag.cli import main
+    from netdiag.output import Output
+
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        client, _ = server.accept()
+        with client:
+            received = b""
+            while chunk := client.recv(4096):
+                received += chunk
+            client.sendall(received[::-1])  # the client's bytes, reversed: both directions checked
+
+    threading.Thread(target=serve, daemon=True).start()
+    sent = bytes(range(256)) + b"\xff\xfd\x01 not telnet here\r\n"
+    (tmp_path / "input").write_bytes(sent)
+    with open(tmp_path / "input", "rb") as stdin:
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(stdin))
+        stdout = io.TextIOWrapper(io.BytesIO(), write_through=True)
+        stderr = io.StringIO()
+        status = main(["telnet", "127.0.0.1", str(server.getsockname()[1])], Output(stdout, stderr))
+    server.close()
+    assert status == 0, stderr.getvalue()
+    assert stdout.buffer.getvalue() == sent[::-1]  # type: ignore[attr-defined]
+    assert stderr.getvalue() == ""  # piped and without -v: nothing but the bytes
+
+
+def test_listen_in_process_logs_each_client_and_stops_cleanly_on_sigterm():
+    import io
+    import os
+    import signal
+    import threading
+    import time
+
+    from netdiag.cli import main
+    from netdiag.output import Output
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+
+    def client() -> None:
+        deadline = time.monotonic() + 5
+        while '"listening"' not in stdout.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        port = json.loads(stdout.getvalue().splitlines()[0])["port"]
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(b"ping\n")
+            assert sock.recv(16) == b"ping\n"  # echo mode
+        while '"close"' not in stdout.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGTERM)  # listen's clean stop
+
+    threading.Thread(target=client, daemon=True).start()
+    status = main(["listen", "0", "--json"], Output(stdout, stderr))
+    events = [json.loads(line) for line in stdout.getvalue().splitlines()]
+    assert status == 0, stderr.getvalue()
+    assert [e["event"] for e in events] == ["listening", "open", "close", "summary"]
+    assert events[2]["received"] == events[2]["sent"] == 5
+    assert events[-1]["connections"] == 1 and events[-1]["interrupted"] is False
