@@ -36,7 +36,7 @@ import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from netdiag import outcomes
 from netdiag.errors import BadInput, CannotRun
@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     import ssl
 
     import dns.message
+    import dns.rdtypes.ANY.OPT
 
 RESOLV_CONF = "/etc/resolv.conf"
 DEFAULT_TYPES = ("A",)
@@ -432,7 +433,7 @@ def _first_address(host: str) -> tuple[str | None, str]:
         return None, f"no address ({exc.strerror})"
     except (UnicodeError, ValueError):
         return None, "not a valid name"
-    return (infos[0][4][0], "") if infos else (None, "no address")
+    return (str(infos[0][4][0]), "") if infos else (None, "no address")  # str: (int, bytes) only without IPv6
 
 
 def _server(label: str, transport: str, address: str, port: int | None, spec: ServerSpec) -> Server:
@@ -540,7 +541,8 @@ class _Datagrams:
         asked = self._asked.get(question)
         if asked is None:
             name = self._from_text(question.name)
-            section = name.to_wire() + struct.pack("!HH", _type_value(question.type), _class_value(question.rclass))
+            name_wire: bytes = name.to_wire()  # type: ignore[assignment]  # dnspython: bytes when given no file
+            section = name_wire + struct.pack("!HH", _type_value(question.type), _class_value(question.rclass))
             asked = self._asked[question] = _Asked(section, name.to_text())
         return asked, query_id.to_bytes(2, "big") + self._header + asked.section + self._edns
 
@@ -612,7 +614,7 @@ def read_reply(wire: bytes, asked: _Asked | None = None) -> Reply:
             parser.get_struct("!HH")
     rcode = flags & 0xF
     errors: tuple[str, ...] = ()
-    sections = []
+    sections: list[tuple[Record, ...]] = []
     for count in counts:
         section = []
         for _ in range(count):
@@ -626,27 +628,29 @@ def read_reply(wire: bytes, asked: _Asked | None = None) -> Reply:
                 rdata = dns.rdata.from_wire_parser(rclass, rtype, parser)
             if rtype == _OPT:  # EDNS: the rcode's upper bits, and the server's extended errors
                 rcode |= (ttl >> 24) << 4
-                errors = tuple(o.to_text() for o in rdata.options if isinstance(o, dns.edns.EDEOption))
+                opt = cast("dns.rdtypes.ANY.OPT.OPT", rdata)  # the OPT type's rdata class
+                errors = tuple(o.to_text() for o in opt.options if isinstance(o, dns.edns.EDEOption))
                 continue
             section.append(Record(name, _type_text(rtype), _class_text(rclass), ttl, rdata.to_text()))
         sections.append(tuple(section))
     if parser.remaining():
         raise ValueError(f"{parser.remaining()} bytes after the message")
-    return Reply(flags, dns.rcode.to_text(rcode), *sections, errors, len(wire))
+    answer, authority, additional = sections  # the header counts three
+    return Reply(flags, dns.rcode.to_text(rcode), answer, authority, additional, errors, len(wire))
 
 
 @functools.cache
 def _type_text(value: int) -> str:
     import dns.rdatatype
 
-    return dns.rdatatype.to_text(value)
+    return dns.rdatatype.RdataType.to_text(value)  # the module's to_text is typed for RdataType only
 
 
 @functools.cache
 def _class_text(value: int) -> str:
     import dns.rdataclass
 
-    return dns.rdataclass.to_text(value)
+    return dns.rdataclass.RdataClass.to_text(value)  # the module's to_text is typed for RdataClass only
 
 
 @functools.cache
@@ -737,8 +741,9 @@ class _Exchange:
         """Fill each server's window."""
         for state in self.udp.values():
             while state.waiting and len(state.in_flight) < UDP_WINDOW:
-                if state.sock is None and (cannot := self._open(state)) is not None:
-                    yield from self._fail_server(state, *cannot)
+                sock = state.sock if state.sock is not None else self._open(state)
+                if not isinstance(sock, socket.socket):  # why it could not be opened
+                    yield from self._fail_server(state, *sock)
                     break
                 index = state.waiting.popleft()
                 query_id = int.from_bytes(os.urandom(2), "big")  # unpredictable, as an ID must be
@@ -746,7 +751,7 @@ class _Exchange:
                     query_id = (query_id + 1) & 0xFFFF
                 asked, wire = self.datagrams.make(self.queries[index].question, query_id)
                 try:
-                    state.sock.send(wire)
+                    sock.send(wire)
                 except OSError as exc:
                     state.waiting.appendleft(index)
                     yield from self._fail_server(state, *_os_failure(exc, "udp"))
@@ -754,8 +759,8 @@ class _Exchange:
                 sent = state.in_flight[query_id] = _Sent(index, query_id, asked, wire, now)
                 self._schedule(now + self.resend_interval, state, sent)
 
-    def _open(self, state: _UdpServer) -> tuple[FailureKind, str] | None:
-        """A socket connected to the server; why not, if not."""
+    def _open(self, state: _UdpServer) -> socket.socket | tuple[FailureKind, str]:
+        """A socket connected to the server (kept in ``state``); why not, if not."""
         server = state.server
         try:
             family, _, _, _, address = socket.getaddrinfo(
@@ -771,7 +776,7 @@ class _Exchange:
             return _os_failure(exc, "udp")
         state.sock = sock
         self.selector.register(sock, selectors.EVENT_READ, state)
-        return None
+        return sock
 
     def _receive(self, state: _UdpServer) -> Iterator[Outcome]:
         """Every datagram waiting on the server's socket."""
@@ -940,6 +945,7 @@ class _Exchange:
                 reply = dns.query.tls(message, server.address, timeout=left, port=server.port,
                                       ssl_context=self._tls_context("tls"), server_hostname=name)  # fmt: skip
             else:
+                assert server.url is not None  # _server gives every DoH server its URL
                 verify = self._tls_context("https")
                 reply = dns.query.https(message, server.url, timeout=left, port=server.port,
                                         bootstrap_address=server.address, verify=verify)  # fmt: skip

@@ -35,15 +35,19 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from enum import Enum
 from operator import itemgetter
+from typing import TYPE_CHECKING, NamedTuple
 
 from netdiag import outcomes, probes, x509
 from netdiag.errors import BadInput, CannotRun, NetdiagError, TargetError
 from netdiag.outcomes import Outcome
 from netdiag.ports import PortTarget, check_numbers, parse_port_target
-from netdiag.sweep.engine import EXPIRY_GRAIN_S, POLL_EVERY, Engine
+from netdiag.sweep.engine import EXPIRY_GRAIN_S, POLL_EVERY, ProbeEngine, socket_of
 from netdiag.sweep.inflight import Host, InFlight, Schedule
 from netdiag.sweep.tcp import connection_budget
 from netdiag.targets import MAX_ADDRESSES, AddressBlock, HostName, LinkDiscovery, Listed, SeenRuns, ipv6_text
+
+if TYPE_CHECKING:
+    from netdiag.sweep.run import Addresses
 
 MAX_PAIRS = MAX_ADDRESSES  # the sweep's limit, in pairs: more needs --force
 PROTOCOLS = ("tcp", "udp")
@@ -289,7 +293,7 @@ def _address_text(version: int, number: int) -> str:
 def _pairs(
     targets: list[PortTarget],
     options: PortOptions,
-    answers: dict | None,
+    answers: dict[str, Addresses | NetdiagError] | None,
     seen: _SeenPairs | None,
     unresolved: Callable[[int, PortTarget, str], None],
     *,
@@ -307,7 +311,7 @@ def _pairs(
             if isinstance(answer, NetdiagError):
                 unresolved(origin, item, str(answer))
                 continue
-            runs = [(a.version, int(a), int(a)) for a in answer]
+            runs: list[tuple[int, int, int]] = [(a.version, int(a), int(a)) for a in answer]  # (version, first, last)
             name: str | None = target.name
         elif names_only or not isinstance(target, AddressBlock):
             continue
@@ -329,16 +333,22 @@ def _pairs(
 # --- the engine
 
 
+class _TlsChannel(NamedTuple):
+    """A TLS client over two buffers: what the socket brought in, and what it is to send."""
+
+    connection: ssl.SSLObject
+    incoming: ssl.MemoryBIO
+    outgoing: ssl.MemoryBIO
+
+
 class _Talk:
     """An open TCP connection kept to read its banner or shake hands in TLS."""
 
-    __slots__ = ("banner", "incoming", "outgoing", "received", "tls", "tls_facts")
+    __slots__ = ("banner", "received", "tls", "tls_facts")
 
     def __init__(self) -> None:
         self.banner = bytearray()
-        self.tls: ssl.SSLObject | None = None
-        self.incoming: ssl.MemoryBIO | None = None
-        self.outgoing: ssl.MemoryBIO | None = None
+        self.tls: _TlsChannel | None = None
         self.received = 0  # bytes read from the socket in the handshake
         self.tls_facts: TlsFacts | None = None
 
@@ -365,13 +375,18 @@ Emit = Callable[[PortResult, tuple[int, int, int, int]], None]  # a result and i
 Progress = Callable[[int, int, int], None]  # (pairs done, open, probes sent)
 
 
-class PortEngine(Engine):
+class PortEngine(ProbeEngine[PortOptions, PairItem, Pair, Emit]):
     """Checks pairs; ``run`` may be called more than once (addresses, then
     the names once resolved). See Engine for the contract."""
 
+    # made by each run
+    _waiting: InFlight[socket.socket, Pair]  # connects and datagrams
+    _talking: InFlight[socket.socket, Pair]  # open connections kept
+    _schedule: Schedule[PairItem, Pair]
+    _emit: Emit
+
     def __init__(self, options: PortOptions) -> None:
-        super().__init__(options)  # type: ignore[arg-type]  # the engine base reads only rate
-        self.options: PortOptions = options  # type: ignore[assignment]
+        super().__init__(options)
         self.tcp = options.proto == "tcp"
         self.selector = selectors.DefaultSelector()
         self.limit = min(options.workers or 1 << 30, connection_budget())
@@ -388,13 +403,13 @@ class PortEngine(Engine):
 
     def close(self) -> None:
         for key in list(self.selector.get_map().values()):
-            key.fileobj.close()  # type: ignore[union-attr]
+            socket_of(key).close()
         self.selector.close()
 
-    def run(self, hosts: Iterator[PairItem], emit: Emit, progress: Progress, stop: threading.Event) -> None:  # type: ignore[override]
+    def run(self, hosts: Iterator[PairItem], emit: Emit, progress: Progress, stop: threading.Event) -> None:
         options = self.options
-        self._waiting = waiting = InFlight(int(options.timeout * 1e9))  # connects and datagrams
-        self._talking = talking = InFlight(int(options.talk_s * 1e9))  # open connections kept
+        waiting = self._waiting = InFlight(int(options.timeout * 1e9))
+        talking = self._talking = InFlight(int(options.talk_s * 1e9))
         self._schedule = schedule = Schedule(hosts, options.retries, make=Pair.make)
         self._emit = emit
         try:
@@ -427,19 +442,18 @@ class PortEngine(Engine):
         except KeyboardInterrupt:
             self.interrupted = True
         if stop.is_set() or self.interrupted:
-            self._finish_unsettled(waiting.hosts() | talking.hosts() | schedule.waiting(), emit)  # type: ignore[arg-type]
+            self._finish_unsettled(waiting.hosts() | talking.hosts() | schedule.waiting(), emit)
         self._report(progress, 0, force=True)
 
     # --- results out
 
-    def _finish(self, host: Host, emit: Emit) -> None:  # type: ignore[override]
-        pair: Pair = host  # type: ignore[assignment]
+    def _finish(self, pair: Pair, emit: Emit) -> None:
         result = self._result(pair, None)
         self.done += 1
         self.up += result.state is PortState.OPEN
         emit(result, (pair.origin, pair.version, pair.number, pair.port))
 
-    def _finish_unsettled(self, hosts: set[Pair], emit: Emit) -> None:  # type: ignore[override]
+    def _finish_unsettled(self, hosts: set[Pair], emit: Emit) -> None:
         """Stopped early: pairs in flight are reported as learned so far."""
         for pair in hosts:
             result = self._result(pair, NOT_SETTLED)
@@ -511,7 +525,7 @@ class PortEngine(Engine):
         """Act on every socket with news, each timed when its event is read."""
         for key, _ in self.selector.select(timeout):
             now = time.monotonic_ns()
-            sock: socket.socket = key.fileobj  # type: ignore[assignment]
+            sock = socket_of(key)
             pair: Pair = key.data
             if pair.talk is not None:
                 self._talked(sock, pair)
@@ -583,8 +597,8 @@ class PortEngine(Engine):
         self._talking.add(sock, pair, len(pair.rtts) - 1, now, now)
         try:
             if self.tls_context is not None:
-                talk.incoming, talk.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-                talk.tls = _wrap(self.tls_context, talk.incoming, talk.outgoing, pair.name)
+                incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+                talk.tls = _TlsChannel(_wrap(self.tls_context, incoming, outgoing, pair.name), incoming, outgoing)
                 self._shake(sock, pair, talk)  # the ClientHello
             elif self.options.send is not None:
                 sock.send(self.options.send)
@@ -610,8 +624,8 @@ class PortEngine(Engine):
 
     def _shake(self, sock: socket.socket, pair: Pair, talk: _Talk) -> bool:
         """Move the TLS handshake on; True once done (then the payload is sent)."""
-        tls, incoming, outgoing = talk.tls, talk.incoming, talk.outgoing
-        assert tls is not None and incoming is not None and outgoing is not None
+        assert talk.tls is not None  # called only on a connection that shakes hands
+        tls, incoming, outgoing = talk.tls
         while True:
             try:
                 tls.do_handshake()
@@ -641,16 +655,17 @@ class PortEngine(Engine):
 
     def _read_banner(self, sock: socket.socket, talk: _Talk) -> bool:
         """Read what the server says; True when done: 256 bytes, a line's end, or its end of data."""
+        tls = talk.tls
         while len(talk.banner) < BANNER_BYTES:
             wanted = BANNER_BYTES - len(talk.banner)
-            if talk.tls is not None:
+            if tls is not None:
                 try:
-                    data = talk.tls.read(wanted)
+                    data = tls.connection.read(wanted)
                 except ssl.SSLWantReadError:
                     chunk = sock.recv(TLS_READ)  # BlockingIOError: nothing more yet
                     if not chunk:
                         return True
-                    talk.incoming.write(chunk)  # type: ignore[union-attr]
+                    tls.incoming.write(chunk)
                     continue
                 except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
                     return True
@@ -785,8 +800,8 @@ def run_ports(
             ready = names is None or names.done()  # read once: the names may arrive any moment
             answers = names.result() if names is not None and ready else None
             engine.run(_pairs(targets, options, answers, seen, unresolved), emit, report, stop)
-            if not ready and not stop.is_set() and not engine.interrupted:
-                answers = names.result()  # type: ignore[union-attr]
+            if names is not None and not ready and not stop.is_set() and not engine.interrupted:
+                answers = names.result()
                 engine.run(_pairs(targets, options, answers, seen, unresolved, names_only=True), emit, report, stop)
         except KeyboardInterrupt:
             interrupted = True

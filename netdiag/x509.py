@@ -10,6 +10,7 @@ for display).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 SEQUENCE, SET, OID, INTEGER = 0x30, 0x31, 0x06, 0x02
@@ -69,7 +70,7 @@ def describe(der: bytes) -> CertificateFacts:
                             _quietly(_not_after, der, validity))  # fmt: skip
 
 
-def _quietly(read, der: bytes, span: tuple[int, int]) -> str | None:
+def _quietly(read: Callable[[bytes, int, int], str], der: bytes, span: tuple[int, int]) -> str | None:
     try:
         return read(der, *span)
     except Malformed:

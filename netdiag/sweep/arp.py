@@ -12,17 +12,24 @@ from __future__ import annotations
 
 import selectors
 import socket
+import threading
 import time
+from collections.abc import Iterator
 
 from netdiag import arp, links, outcomes, probes
 from netdiag.errors import ProbeError
 from netdiag.outcomes import Outcome
-from netdiag.sweep.engine import BURST, Engine
-from netdiag.sweep.inflight import Host, InFlight, Schedule
+from netdiag.sweep.engine import BURST, Emit, Engine, Progress
+from netdiag.sweep.inflight import Host, HostItem, InFlight, Schedule
+from netdiag.sweep.options import SweepOptions
+
+Frame = tuple[bytes, probes.Ancillary]  # an Ethernet frame and its receive stamp
 
 
 class ArpEngine(Engine):
-    def __init__(self, options, link: links.Link) -> None:
+    inflight: InFlight[tuple[bytes, int], Host]  # (packed address, slot) → host; made by run
+
+    def __init__(self, options: SweepOptions, link: links.Link) -> None:
         super().__init__(options)
         self.link = link
         self.sock: socket.socket | None = None
@@ -41,7 +48,7 @@ class ArpEngine(Engine):
         probes.wait_for_arrival_timestamps()
         return self.sock
 
-    def run(self, hosts, emit, progress, stop) -> None:
+    def run(self, hosts: Iterator[HostItem], emit: Emit, progress: Progress, stop: threading.Event) -> None:
         options, link = self.options, self.link
         count, gap = options.count, self._gap_ns
         interval_ns = int(options.interval * 1e9)
@@ -51,7 +58,7 @@ class ArpEngine(Engine):
         our_ip = link.source.packed
         builder = arp.RequestBuilder(arp.parse_mac(link.interface.mac or ""), our_ip)
         waiting: dict[bytes, Host] = {}  # packed address → host with a request in flight
-        backlog: list = []
+        backlog: list[Frame] = []
         monotonic_ns, time_ns = time.monotonic_ns, time.time_ns
         inet_aton, send = socket.inet_aton, sock.send
 
@@ -102,8 +109,8 @@ class ArpEngine(Engine):
                         reply = arp.parse_reply(frame, our_ip)
                         if reply is None or (host := waiting.get(reply[0])) is None:
                             continue
-                        slot = _oldest_in_flight(host, reply[0], inflight)
-                        if slot is None or inflight.answer((reply[0], slot), probes.arrival_ns(ancillary)) is None:
+                        oldest = _oldest_in_flight(host, reply[0], inflight)
+                        if oldest is None or inflight.answer((reply[0], oldest), probes.arrival_ns(ancillary)) is None:
                             continue  # a second reply, or one after its deadline
                         host.mac = host.mac or arp.format_mac(reply[1])
                         settle(host)
@@ -125,7 +132,7 @@ class ArpEngine(Engine):
         self._report(progress, 0, force=True)
 
     @staticmethod
-    def _read(sock: socket.socket, backlog: list) -> None:
+    def _read(sock: socket.socket, backlog: list[Frame]) -> None:
         recvmsg, append = sock.recvmsg, backlog.append
         while True:
             try:
@@ -135,7 +142,7 @@ class ArpEngine(Engine):
             append((frame, ancillary))
 
 
-def _oldest_in_flight(host: Host, packed: bytes, inflight: InFlight) -> int | None:
+def _oldest_in_flight(host: Host, packed: bytes, inflight: InFlight[tuple[bytes, int], Host]) -> int | None:
     for slot, rtt in enumerate(host.rtts):
         if rtt is None and (packed, slot) in inflight:
             return slot

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import selectors
 import socket
+import threading
 import time
 
 from netdiag import links, outcomes, probes
@@ -24,7 +25,9 @@ from netdiag.targets import LinkDiscovery
 CONFIRM_WAIT_S = 0.2  # for the unicast echoes that resolve each responder's MAC
 
 
-def discover(target: LinkDiscovery, options: SweepOptions, stop=None) -> tuple[list[HostResult], int]:
+def discover(
+    target: LinkDiscovery, options: SweepOptions, stop: threading.Event | None = None
+) -> tuple[list[HostResult], int]:
     """The responders to one multicast echo on the target's link, and the
     number of echo requests sent."""
     try:
@@ -69,12 +72,19 @@ def discover(target: LinkDiscovery, options: SweepOptions, stop=None) -> tuple[l
     return results, sent
 
 
-def _collect(sock, selector, cookie: bytes, sent_at: int, timeout: float, stop) -> dict[str, float]:
+def _collect(
+    sock: probes.IcmpSocket,
+    selector: selectors.BaseSelector,
+    cookie: bytes,
+    sent_at: int,
+    timeout: float,
+    stop: threading.Event | None,
+) -> dict[str, float]:
     """Replies to our echoes until ``timeout``: source address → RTT (ms), the first reply each."""
     found: dict[str, float] = {}
     deadline = time.monotonic() + timeout
-    backlog: list = []
-    replies: list = []
+    backlog: list[probes.Message] = []
+    replies: list[probes.Reply | probes.Unreachable] = []
     while (left := deadline - time.monotonic()) > 0 and not (stop is not None and stop.is_set()):
         selector.select(min(left, 0.05))
         sock.read(backlog)

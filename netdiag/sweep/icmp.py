@@ -18,19 +18,24 @@ from __future__ import annotations
 import errno
 import os
 import selectors
+import threading
 import time
+from collections.abc import Callable, Iterator
 
 from netdiag import probes
 from netdiag.icmp import EchoRequestBuilder
-from netdiag.sweep.engine import BURST, Engine
-from netdiag.sweep.inflight import Host, InFlight, NeighbourBudget, Schedule
+from netdiag.sweep.engine import BURST, Emit, Engine, Progress
+from netdiag.sweep.inflight import Host, HostItem, InFlight, NeighbourBudget, Schedule
+from netdiag.sweep.options import SweepOptions
 
 ENOBUFS_PAUSE_NS = 50_000_000  # the neighbour table is full: look again this much later at most
 ON_LINK_SOCKETS = 8  # datagram sockets for on-link sweeps: each holds a few hundred queued probes
 
 
 class IcmpEngine(Engine):
-    def __init__(self, options, kind: str, budget: NeighbourBudget | None = None) -> None:
+    inflight: InFlight[tuple[str, int], Host]  # (address, sequence) → host; made by run
+
+    def __init__(self, options: SweepOptions, kind: str, budget: NeighbourBudget | None = None) -> None:
         super().__init__(options)
         self.kind = kind
         self.budget = budget
@@ -60,13 +65,13 @@ class IcmpEngine(Engine):
             probes.wait_for_arrival_timestamps()
         return pool
 
-    def run(self, hosts, emit, progress, stop) -> None:
+    def run(self, hosts: Iterator[HostItem], emit: Emit, progress: Progress, stop: threading.Event) -> None:
         options, budget = self.options, self.budget
         count, gap = options.count, self._gap_ns
         interval_ns = int(options.interval * 1e9)
         inflight = self.inflight = InFlight(int(options.timeout * 1e9))
         schedule = Schedule(hosts, options.retries)
-        backlog: dict[int, list] = {}  # id(socket) → messages read while sending
+        backlog: dict[int, list[probes.Message]] = {}  # id(socket) → messages read while sending
         blocked_until = 0  # back-pressure: no sends before this
         monotonic_ns, time_ns = time.monotonic_ns, time.time_ns
         turn = 0  # next socket of a pool to send from
@@ -145,10 +150,12 @@ class IcmpEngine(Engine):
             self._finish_unsettled(inflight.hosts() | schedule.waiting(), emit)
         self._report(progress, 0, force=True)
 
-    def _read_and_match(self, backlog: dict[int, list], match: bool, settle) -> None:
+    def _read_and_match(
+        self, backlog: dict[int, list[probes.Message]], match: bool, settle: Callable[[Host], None]
+    ) -> None:
         """Read every socket; with ``match``, parse what was read (now and
         before) and settle the hosts it answers."""
-        received: list = []
+        received: list[probes.Reply | probes.Unreachable] = []
         for pool in self.pools.values():
             for sock, _ in pool:
                 messages = backlog.setdefault(id(sock), [])
@@ -172,7 +179,9 @@ class IcmpEngine(Engine):
             if host is not None:
                 settle(host)
 
-    def _back_off(self, pressure: BlockingIOError, pool: list, turn: int, now: int) -> int:
+    def _back_off(
+        self, pressure: BlockingIOError, pool: list[tuple[probes.IcmpSocket, EchoRequestBuilder]], turn: int, now: int
+    ) -> int:
         """A send was refused for lack of room: when to send again."""
         if pressure.errno == errno.ENOBUFS and self.budget is not None:
             self.budget.full(now)  # the neighbour table: wait for entries to fail
@@ -182,10 +191,10 @@ class IcmpEngine(Engine):
             return now  # another socket of the pool may have room
         return now + 1_000_000  # the socket's buffer: a millisecond drains it
 
-    def _wait(self, now: int, schedule: Schedule, blocked_until: int) -> None:
+    def _wait(self, now: int, schedule: Schedule[HostItem, Host], blocked_until: int) -> None:
         """Until a reply, the next expiry, a send that may go, or a free neighbour entry."""
         budget = self.budget
         room = budget is None or budget.free(now)
-        release = None if room or schedule.exhausted else budget.next_release(now)  # type: ignore[union-attr]
+        release = None if budget is None or room or schedule.exhausted else budget.next_release(now)
         send_at = self._send_at(schedule, blocked_until, new_hosts=room)
         self._sleep(self.selector, now, [self.inflight.next_deadline(), send_at, release])

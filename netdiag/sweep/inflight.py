@@ -13,7 +13,7 @@ import heapq
 import itertools
 from collections import deque
 from collections.abc import Callable, Hashable, Iterator
-from typing import Any
+from typing import Generic, TypeVar, cast, overload
 
 from netdiag.models import HostResult, HostState
 
@@ -53,6 +53,16 @@ class Host:
         return HostResult(self.address, state, tuple(self.rtts), self.name, reason, self.mac)
 
 
+HostItem = tuple[str, int, str | None, int]  # (address text, version, hostname, number)
+ItemT = TypeVar("ItemT")  # what a Schedule's iterator yields
+HostT = TypeVar("HostT", bound=Host)  # a Host, or an engine's own kind of Host
+KeyT = TypeVar("KeyT", bound=Hashable)  # what names a probe in flight
+
+
+def _plain_host(item: HostItem, retries: int) -> Host:
+    return Host(*item, retries)
+
+
 # What settle() tells an engine to do with a host none of whose probes is in flight.
 WAIT, RETRY, FINISH = "wait", "retry", "finish"
 
@@ -69,7 +79,7 @@ def next_step(host: Host, count: int) -> str:
     return FINISH
 
 
-class Schedule:
+class Schedule(Generic[ItemT, HostT]):
     """Which host an engine probes next: one refused by back-pressure first,
     then follow-ups that are due (the next echo request, a retry), then new
     hosts from the iterator while the caller admits them.
@@ -80,16 +90,26 @@ class Schedule:
 
     __slots__ = ("_due", "_hosts", "_make", "_order", "exhausted", "refused", "retries")
 
-    def __init__(self, hosts: Iterator[Any], retries: int, make: Callable[[Any, int], Host] | None = None) -> None:
-        self._hosts = hosts
-        self._make = make
+    @overload
+    def __init__(self: Schedule[HostItem, Host], hosts: Iterator[HostItem], retries: int) -> None: ...
+    @overload
+    def __init__(self, hosts: Iterator[ItemT], retries: int, make: Callable[[ItemT, int], HostT]) -> None: ...
+    def __init__(
+        self,
+        hosts: Iterator[ItemT] | Iterator[HostItem],
+        retries: int,
+        make: Callable[[ItemT, int], HostT] | None = None,
+    ) -> None:
+        # Without make the items are HostItems, made into plain Hosts (the first overload).
+        self._hosts = cast("Iterator[ItemT]", hosts)
+        self._make = make if make is not None else cast("Callable[[ItemT, int], HostT]", _plain_host)
         self.retries = retries
-        self._due: list[tuple[int, int, Host]] = []  # heap: (when, tiebreak, host)
+        self._due: list[tuple[int, int, HostT]] = []  # heap: (when, tiebreak, host)
         self._order = itertools.count()
-        self.refused: Host | None = None  # give back with refuse()
+        self.refused: HostT | None = None  # give back with refuse()
         self.exhausted = False  # the iterator has no more hosts
 
-    def next(self, now_ns: int, admit_new: bool = True) -> Host | None:
+    def next(self, now_ns: int, admit_new: bool = True) -> HostT | None:
         """The host to probe now, or None when nothing is due."""
         refused = self.refused
         if refused is not None:
@@ -104,13 +124,13 @@ class Schedule:
         if item is None:
             self.exhausted = True
             return None
-        return Host(*item, self.retries) if self._make is None else self._make(item, self.retries)
+        return self._make(item, self.retries)
 
-    def refuse(self, host: Host) -> None:
+    def refuse(self, host: HostT) -> None:
         """A send that back-pressure refused: this host goes first next time."""
         self.refused = host
 
-    def later(self, host: Host, when_ns: int) -> None:
+    def later(self, host: HostT, when_ns: int) -> None:
         heapq.heappush(self._due, (when_ns, next(self._order), host))
 
     def next_due(self) -> int | None:
@@ -126,26 +146,26 @@ class Schedule:
         """Anything still to send, now or later?"""
         return not self.exhausted or self.refused is not None or bool(self._due)
 
-    def waiting(self) -> set[Host]:
+    def waiting(self) -> set[HostT]:
         """Hosts probed before that are waiting for their next probe."""
         return {entry[2] for entry in self._due} | ({self.refused} if self.refused else set())
 
 
-class InFlight:
+class InFlight(Generic[KeyT, HostT]):
     """Probes in flight: key → (host, slot in host.rtts, sent_ns)."""
 
     __slots__ = ("_deadlines", "_probes", "_sequence", "timeout_ns")
 
     def __init__(self, timeout_ns: int) -> None:
         self.timeout_ns = timeout_ns
-        self._probes: dict[Hashable, tuple[Host, int, int, int]] = {}  # key → (host, slot, sent_ns, deadline)
-        self._deadlines: deque[tuple[int, Hashable]] = deque()
+        self._probes: dict[KeyT, tuple[HostT, int, int, int]] = {}  # key → (host, slot, sent_ns, deadline)
+        self._deadlines: deque[tuple[int, KeyT]] = deque()
         self._sequence = 0
 
     def __len__(self) -> int:
         return len(self._probes)
 
-    def __contains__(self, key: Hashable) -> bool:
+    def __contains__(self, key: KeyT) -> bool:
         return key in self._probes
 
     def next_sequence(self, address: str) -> int:
@@ -157,7 +177,7 @@ class InFlight:
         self._sequence = sequence
         return sequence
 
-    def add(self, key: Hashable, host: Host, slot: int, sent_ns: int, now_ns: int) -> None:
+    def add(self, key: KeyT, host: HostT, slot: int, sent_ns: int, now_ns: int) -> None:
         """A probe left at ``sent_ns`` (the stamp replies are measured from);
         it expires ``timeout_ns`` after ``now_ns`` (the loop's clock)."""
         deadline = now_ns + self.timeout_ns
@@ -165,7 +185,7 @@ class InFlight:
         self._deadlines.append((deadline, key))
         host.outstanding += 1
 
-    def answer(self, key: Hashable, arrived_ns: int) -> Host | None:
+    def answer(self, key: KeyT, arrived_ns: int) -> HostT | None:
         """A reply arrived at ``arrived_ns``: its host, with the RTT recorded,
         or None when the key is not ours or the reply came after the
         deadline (the late-reply rule: such a probe stays to expire)."""
@@ -183,7 +203,7 @@ class InFlight:
         host.rtts[slot] = max(rtt_ns, 0) / 1e6
         return host
 
-    def take(self, key: Hashable) -> Host | None:
+    def take(self, key: KeyT) -> HostT | None:
         """End a probe without a reply (an error answer); its host or None."""
         probe = self._probes.pop(key, None)
         if probe is None:
@@ -191,11 +211,11 @@ class InFlight:
         probe[0].outstanding -= 1
         return probe[0]
 
-    def sent_ns(self, key: Hashable) -> int | None:
+    def sent_ns(self, key: KeyT) -> int | None:
         probe = self._probes.get(key)
         return None if probe is None else probe[2]
 
-    def expire(self, now_ns: int) -> Iterator[tuple[Hashable, Host]]:
+    def expire(self, now_ns: int) -> Iterator[tuple[KeyT, HostT]]:
         """Yield ``(key, host)`` for each probe whose deadline has passed."""
         deadlines, probes = self._deadlines, self._probes
         while deadlines and deadlines[0][0] <= now_ns:
@@ -211,7 +231,7 @@ class InFlight:
         """The earliest deadline still queued (perhaps of an answered probe)."""
         return self._deadlines[0][0] if self._deadlines else None
 
-    def hosts(self) -> set[Host]:
+    def hosts(self) -> set[HostT]:
         """Hosts with a probe in flight (an interrupted sweep reports them)."""
         return {probe[0] for probe in self._probes.values()}
 

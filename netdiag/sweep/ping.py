@@ -9,13 +9,15 @@ any ping still there after a moment is killed: no child outlives the sweep.
 from __future__ import annotations
 
 import queue
+import threading
 import time
+from collections.abc import Iterator
 
 from netdiag import probes
 from netdiag.errors import CannotRun, NetdiagError
 from netdiag.limits import descriptors_left
-from netdiag.sweep.engine import Engine
-from netdiag.sweep.inflight import RETRY, Schedule, next_step
+from netdiag.sweep.engine import Emit, Engine, Progress
+from netdiag.sweep.inflight import RETRY, Host, HostItem, Schedule, next_step
 from netdiag.workers import spawn
 
 DEFAULT_WORKERS = 64
@@ -30,7 +32,7 @@ def worker_limit(wanted: int) -> int:
 
 
 class PingEngine(Engine):
-    def run(self, hosts, emit, progress, stop) -> None:
+    def run(self, hosts: Iterator[HostItem], emit: Emit, progress: Progress, stop: threading.Event) -> None:
         options = self.options
         workers = worker_limit(options.workers or DEFAULT_WORKERS)
         if workers == 0:
@@ -39,8 +41,8 @@ class PingEngine(Engine):
         config.ping_arguments()  # both -S and -I: refused before anything runs
         if config.source or config.interface:  # ping would fail on each host: say it once, now
             config.check(6 if config.source and ":" in config.source else 4)
-        todo: queue.Queue = queue.Queue(maxsize=workers * 2)
-        finished: queue.Queue = queue.Queue()
+        todo: queue.Queue[Host | None] = queue.Queue(maxsize=workers * 2)  # None: stop
+        finished: queue.Queue[Host | NetdiagError] = queue.Queue()
         children = probes.PingChildren()
 
         def work() -> None:
@@ -64,7 +66,7 @@ class PingEngine(Engine):
         if not started:
             raise CannotRun("--method ping: cannot start a thread (see ulimit -u and -v)")
         schedule = Schedule(hosts, options.retries)  # retries happen in the worker
-        taken: set = set()  # queued or being pinged
+        taken: set[Host] = set()  # queued or being pinged
         queued = 0
         try:
             while not stop.is_set():
@@ -80,14 +82,14 @@ class PingEngine(Engine):
                 if not schedule.pending and self.done == queued:
                     break
                 try:
-                    host = finished.get(timeout=min(0.05, self._gap_ns / 1e9) if self._gap_ns else 0.05)
+                    pinged = finished.get(timeout=min(0.05, self._gap_ns / 1e9) if self._gap_ns else 0.05)
                 except queue.Empty:
                     self._report(progress, time.monotonic_ns())
                     continue
-                if isinstance(host, NetdiagError):
-                    raise host
-                taken.discard(host)
-                self._finish(host, emit)
+                if isinstance(pinged, NetdiagError):
+                    raise pinged
+                taken.discard(pinged)
+                self._finish(pinged, emit)
                 self._report(progress, time.monotonic_ns())
         except KeyboardInterrupt:
             self.interrupted = True
@@ -97,7 +99,15 @@ class PingEngine(Engine):
             self._finish_unsettled(taken | schedule.waiting(), emit)
         self._report(progress, 0, force=True)
 
-    def _wind_down(self, todo, finished, children, taken, workers: int, emit) -> None:
+    def _wind_down(
+        self,
+        todo: queue.Queue[Host | None],
+        finished: queue.Queue[Host | NetdiagError],
+        children: probes.PingChildren,
+        taken: set[Host],
+        workers: int,
+        emit: Emit,
+    ) -> None:
         """Stop every worker and child; keep what interrupted pings had learned."""
         while True:  # hosts not yet started never will be
             try:

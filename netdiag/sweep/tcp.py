@@ -6,17 +6,20 @@ from __future__ import annotations
 import errno
 import selectors
 import socket
+import threading
 import time
+from collections.abc import Iterator
 
 from netdiag import outcomes, probes
 from netdiag.errors import CannotRun
 from netdiag.limits import descriptors_left
-from netdiag.sweep.engine import EXPIRY_GRAIN_S, POLL_EVERY, Engine
-from netdiag.sweep.inflight import Host, InFlight, NeighbourBudget, Schedule
+from netdiag.sweep.engine import EXPIRY_GRAIN_S, POLL_EVERY, Emit, Engine, Progress, socket_of
+from netdiag.sweep.inflight import Host, HostItem, InFlight, NeighbourBudget, Schedule
+from netdiag.sweep.options import SweepOptions
 
 
 class TcpEngine(Engine):
-    def __init__(self, options, budget: NeighbourBudget | None = None) -> None:
+    def __init__(self, options: SweepOptions, budget: NeighbourBudget | None = None) -> None:
         super().__init__(options)
         self.selector = selectors.DefaultSelector()
         self.limit = min(options.workers or 1 << 30, connection_budget())
@@ -26,12 +29,12 @@ class TcpEngine(Engine):
 
     def close(self) -> None:
         for key in list(self.selector.get_map().values()):
-            key.fileobj.close()
+            socket_of(key).close()
         self.selector.close()
 
-    def run(self, hosts, emit, progress, stop) -> None:
+    def run(self, hosts: Iterator[HostItem], emit: Emit, progress: Progress, stop: threading.Event) -> None:
         options, budget = self.options, self.budget
-        inflight = InFlight(int(options.timeout * 1e9))
+        inflight: InFlight[socket.socket, Host] = InFlight(int(options.timeout * 1e9))
         sockets: dict[Host, list[socket.socket]] = {}  # per host: one per port at most
         schedule = Schedule(hosts, options.retries)
         config = options.probe_config
@@ -98,7 +101,7 @@ class TcpEngine(Engine):
         def take_events(timeout: float) -> None:
             """Settle the connects that finished, each timed when its event is read."""
             for key, _ in self.selector.select(timeout):
-                sock = key.fileobj
+                sock = socket_of(key)
                 began = inflight.sent_ns(sock)
                 host = inflight.take(sock)
                 if host is not None:  # not closed by a sibling settled in this batch
@@ -122,8 +125,8 @@ class TcpEngine(Engine):
                 if len(inflight) + len(options.ports) <= self.limit:  # else only a settled connect makes room
                     room = budget is None or budget.free(now)
                     wakes.append(self._send_at(schedule, new_hosts=room))
-                    if not room and not schedule.exhausted:
-                        wakes.append(budget.next_release(now))  # type: ignore[union-attr]
+                    if budget is not None and not room and not schedule.exhausted:
+                        wakes.append(budget.next_release(now))
                 times = [t for t in wakes if t is not None]
                 delay = (min(times) - now) / 1e9 if times else 0.05
                 take_events(min(max(delay, EXPIRY_GRAIN_S), 0.1))
