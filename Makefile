@@ -6,7 +6,7 @@ NETDIAG := $(VENV)/bin/netdiag
 INSTALLED := $(VENV)/.installed-dev
 NETLAB := scripts/netlab
 
-.PHONY: demo test lint format bench clean
+.PHONY: demo test lint format bench man clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -28,9 +28,12 @@ demo: $(INSTALLED)
 	    echo "\$$ netdiag sweep --alive --map 127.3.0.0/24"; $(NETDIAG) sweep --alive --map 127.3.0.0/24; \
 	    echo; echo "\$$ netdiag sweep -n 198.18.0.0/28 198.18.0.250-254 198.18.15.254"; \
 	    $(NETDIAG) sweep -n 198.18.0.0/28 198.18.0.250-254 198.18.15.254; \
+	    echo; echo "\$$ netdiag port 127.3.0.1-4 -p 7,22,80 --grid -t 0.3"; $(NETDIAG) port 127.3.0.1-4 -p 7,22,80 --grid -t 0.3; \
+	    echo; echo "\$$ netdiag dns alias.auth.test @127.0.0.2 @127.0.0.3"; $(NETDIAG) dns alias.auth.test @127.0.0.2 @127.0.0.3; \
 	  else \
 	    echo "(no lab here: run as root for the half-alive map and the LAN sweep)"; \
-	    echo "\$$ netdiag sweep -n -c 3 -i 0.1 127.0.0.1 ::1"; $(NETDIAG) sweep -n -c 3 -i 0.1 127.0.0.1 ::1; fi; \
+	    echo "\$$ netdiag sweep -n -c 3 -i 0.1 127.0.0.1 ::1"; $(NETDIAG) sweep -n -c 3 -i 0.1 127.0.0.1 ::1; \
+	    echo; echo "\$$ netdiag port 127.0.0.1 ::1 -p ssh,http,https"; $(NETDIAG) port 127.0.0.1 ::1 -p ssh,http,https; fi; \
 	  echo; echo "\$$ netdiag service ssh 53/udp http"; $(NETDIAG) service ssh 53/udp http; \
 	  echo; echo "\$$ netdiag dns localhost 127.0.0.1"; $(NETDIAG) dns localhost 127.0.0.1; \
 	  exit 0'
@@ -42,6 +45,11 @@ test: $(INSTALLED)
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy --strict netdiag
+
+# The manual page, made from the commands' own help (tests/test_cli.py keeps it current).
+man: $(INSTALLED)
+	$(PY) -m netdiag.manpage > docs/netdiag.1
 
 format: $(INSTALLED)
 	$(VENV)/bin/ruff check --fix .
