@@ -53,6 +53,13 @@ def test_run_sweep_over_tcp_on_both_loopbacks_keeps_input_order_and_targets(open
     assert (report.summary.total, report.summary.up, report.summary.down) == (4, 4, 0)
 
 
+def test_count_gives_tcp_that_many_connects_per_host_like_every_method(open_port):
+    report = run_sweep(parse_targets(["127.0.0.1", "::1"]), tcp_options(open_port, count=3, interval=0.01))
+    assert [r.stats.sent for r in report.results] == [3, 3]
+    assert all(r.stats.received == 3 and r.stats.loss == 0.0 for r in report.results)
+    assert report.summary.probes_sent == 6
+
+
 def test_a_closed_port_answers_too_a_reset_is_an_answer(open_port):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -38,6 +38,7 @@ class TcpEngine(Engine):
         sockets: dict[Host, list[socket.socket]] = {}  # per host: one per port at most
         schedule = Schedule(hosts, options.retries)
         config = options.probe_config
+        gap_ns = int(options.interval * 1e9)
 
         def attempt(host: Host, now: int) -> bool:
             """Connect to each port; False if the process ran out of descriptors
@@ -79,8 +80,12 @@ class TcpEngine(Engine):
             self.limit = len(inflight)  # what this process can hold, as it turns out
 
         def conclude(host: Host) -> None:
+            """A connect round is over: the next of -c after -i, or the one retry decision."""
             del sockets[host]
-            self._settle(host, 1, schedule, emit)
+            if host.reason is None and len(host.rtts) < options.count:
+                schedule.later(host, time.monotonic_ns() + gap_ns)
+                return
+            self._settle(host, len(host.rtts), schedule, emit)  # -c done, or unreachable: no more rounds
 
         def release(sock: socket.socket) -> None:
             self.selector.unregister(sock)
