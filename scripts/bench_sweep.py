@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchlib import StealMeter, machine, print_targets
+from benchlib import StealMeter, machine, print_targets, revision
 
 ROOT = Path(__file__).resolve().parents[1]
 NETDIAG = [sys.executable, "-m", "netdiag"]
@@ -32,10 +32,11 @@ class Run:
     found: int
 
 
-def measure(command: list[str], count_found) -> Run:
-    """Wall time, the child's own peak RSS (wait4) and the hosts it reported."""
+def measure(command: list[str], count_found, *, cwd: Path = ROOT, env: dict[str, str] | None = None) -> Run:
+    """Wall time, the child's own peak RSS (wait4) and the hosts it reported. ``cwd`` is the tree
+    whose package `python -m netdiag` runs (the directory it starts in comes first on its path)."""
     start = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=cwd, env=env)
     stdout = process.stdout.read()
     _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - start
@@ -112,7 +113,15 @@ def scenarios() -> list[tuple[str, str, list[Tool], dict]]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--scenario", action="append", metavar="TEXT",
+                        help="only the scenarios whose title holds TEXT (repeatable): 'every row'")  # fmt: skip
     args = parser.parse_args()
+    chosen = [s for s in scenarios() if not args.scenario or any(text in s[0] for text in args.scenario)]
+    if not chosen:
+        titles = "; ".join(s[0] for s in scenarios())
+        print(f"bench_sweep: no scenario's title holds {' or '.join(args.scenario)} (titles: {titles})",
+              file=sys.stderr)  # fmt: skip
+        return 2
     if not os.environ.get("NETDIAG_LAB"):
         print("bench_sweep: run inside the lab: scripts/netlab python scripts/bench_sweep.py", file=sys.stderr)
         return 2
@@ -120,10 +129,10 @@ def main() -> int:
         print("bench_sweep: fping is not installed (apt-get install fping)", file=sys.stderr)
         return 2
     print(f"## Sweep benchmark ({args.runs} runs each, medians; interleaved runs)\n")
-    print(f"Machine: {machine()}\n")
+    print(f"Machine: {machine()}; netdiag at {revision(ROOT)}\n")
     steal = StealMeter()
     verdicts = []
-    for title, target_text, tools, target in scenarios():
+    for title, target_text, tools, target in chosen:
         runs: dict[str, list[Run]] = {t.name: [] for t in tools}
         for _ in range(args.runs):  # interleaved: machine noise hits every tool alike
             for tool in tools:
