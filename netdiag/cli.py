@@ -399,7 +399,7 @@ def _protocol_word(word: str) -> bool:
     dig's +option, which the protocol view's parser names our option for)."""
     if word.startswith(("@", "+")):
         return True
-    from netdiag.dnsclient import type_word
+    from netdiag.rrtypes import type_word  # not dnsclient: the system view must not pay for it
 
     return type_word(word) is not None
 

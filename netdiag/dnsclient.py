@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, cast
 from netdiag import outcomes
 from netdiag.errors import BadInput, CannotRun
 from netdiag.records import Failure, FailureKind, Outcome, Query, Question, Record, Response, Server
+from netdiag.rrtypes import type_word
 from netdiag.text import visible
 
 if TYPE_CHECKING:
@@ -64,12 +65,6 @@ _QR, _RD, _AD, _CD = 0x8000, 0x0100, 0x0020, 0x0010
 _DO = 0x8000  # in the OPT record's TTL
 _OPT = 41
 _TO_QUESTION = b"\xc0\x0c"  # a compressed name that points to the question's, at offset 12
-_TYPE_MNEMONIC = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,9}")  # NSEC3PARAM is the longest, NSAP-PTR has a hyphen
-_UNASKABLE = {
-    "AXFR": "a zone transfer: use dig axfr",
-    "IXFR": "a zone transfer: use dig ixfr",
-    "TYPE0": "type 0 is reserved",
-}
 _DIG_OPTIONS = {
     "short": "--short",
     "tcp": "--tcp",
@@ -185,29 +180,6 @@ def parse_batch(lines: Iterable[str], defaults: Request | None = None) -> list[R
             )
         requests.append(request)
     return requests
-
-
-def type_word(word: str) -> str | None:
-    """The record type a word names (canonical: ``MX``, ``TYPE123``), or
-    None if it is no type. A trailing dot makes any word a name. BadInput for
-    a type no question can ask for (AXFR, OPT, TYPE0, TYPE70000)."""
-    if not _TYPE_MNEMONIC.fullmatch(word):
-        return None  # a dot, too long: a name (and no exception to pay for)
-    upper = word.upper()
-    if re.fullmatch(r"TYPE[0-9]+", upper) and int(upper[4:]) > 0xFFFF:
-        raise BadInput(f"{word}: type numbers go up to 65535")
-    import dns.rdatatype  # 2 ms: its own module, without the rest of dnspython
-
-    try:
-        value = dns.rdatatype.from_text(upper)
-    except dns.rdatatype.UnknownRdatatype:
-        return None
-    text = dns.rdatatype.to_text(value)
-    if text in _UNASKABLE:
-        raise BadInput(f"{word}: {_UNASKABLE[text]}")
-    if dns.rdatatype.is_metatype(value) and text != "ANY":
-        raise BadInput(f"{word}: not a type a question can ask for")
-    return text
 
 
 def parse_class(text: str) -> str:

@@ -101,6 +101,20 @@ def test_startup_is_lazy():
     assert not {"netdiag.sweep", "netdiag.resolver", "netdiag.services"} & set(loaded)
 
 
+def test_the_system_view_never_pays_for_the_dns_client():
+    """dns with names and addresses alone is getaddrinfo's view: dnspython and
+    the protocol client stay unloaded (start-up is most of a small batch's time)."""
+    code = (
+        "import io, sys; from netdiag.cli import main; from netdiag.output import Output; "
+        "main(['dns', 'localhost', 'localhost.', '127.0.0.1'], Output(io.StringIO(), io.StringIO())); "
+        "print(','.join(m for m in sys.modules if m.startswith(('netdiag', 'dns'))))"
+    )
+    loaded = set(
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split(",")
+    )
+    assert not {"netdiag.dnsclient", "netdiag.records", "netdiag.crosscheck", "dns.name", "dns.message"} & loaded
+
+
 def test_help_runs_as_module():
     result = subprocess.run(
         [sys.executable, "-m", "netdiag", "--help"], capture_output=True, env={**os.environ}, check=False

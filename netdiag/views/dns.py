@@ -8,16 +8,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from netdiag.crosscheck import Verdict, dns_data
 from netdiag.models import DnsAnswer, ForwardAnswer, ReverseAnswer
 from netdiag.output import Format, Output
-from netdiag.records import Outcome
 from netdiag.text import visible
 from netdiag.views.table import Rows, new_table, safe
 
 if TYPE_CHECKING:
     from rich.table import Table
     from rich.text import Text
+
+    from netdiag.crosscheck import Verdict
+    from netdiag.records import Outcome
 
 
 def show_answers(out: Output, answers: list[DnsAnswer], *, short: bool = False) -> None:
@@ -42,6 +43,8 @@ def show_compared(
     out: Output, answers: list[DnsAnswer], said: dict[str, list[Outcome]], verdicts: dict[str, Verdict]
 ) -> None:
     """--compare: each query's system answer beside each DNS server's, and the verdict."""
+    from netdiag.crosscheck import dns_data
+
     labels = list(dict.fromkeys(o.server.label for outcomes in said.values() for o in outcomes))
     if out.format in (Format.JSON, Format.JSON_LINES):
         results = []
@@ -76,6 +79,8 @@ def compared_rows(
     answers: list[DnsAnswer], said: dict[str, list[Outcome]], verdicts: dict[str, Verdict], labels: list[str]
 ) -> Rows:
     """A row per query and server: grep finds every disagreement by its words."""
+    from netdiag.crosscheck import dns_data
+
     rows = []
     for a in answers:
         for label in labels or ["-"]:
@@ -89,6 +94,8 @@ def compared_table(
     answers: list[DnsAnswer], said: dict[str, list[Outcome]], verdicts: dict[str, Verdict], labels: list[str]
 ) -> Table:
     from rich.text import Text
+
+    from netdiag.crosscheck import dns_data
 
     table = new_table("Query", "System", "Source", *(f"DNS {visible(label)}" for label in labels), "Verdict")
     for a in answers:
