@@ -734,7 +734,7 @@ def port(
     on_result = view.streamer(out, only_open) if jsonl else None
     with progress_bar(out, core.count_pairs(parsed, options), "checking", "open", "connects") as progress:
         report = core.run_ports(parsed, options, on_result=on_result, progress=progress, keep_results=not jsonl)
-    layout = view.Layout(banner=options.reads_banner, tls=tls)
+    layout = view.Layout(banner=options.reads_banner or (udp and (banner or send is not None)), tls=tls)
     view.show_report(out, report, layout, only_open=only_open, grid=grid)
     if report.summary.interrupted:
         return interrupts.exit_status()

@@ -60,7 +60,8 @@ BANNER_BYTES = 256  # what the server says first, at most
 MAX_SEND = 4096  # --send: one small request, not an upload
 TLS_READ = 16384  # one TLS record
 TLS_MOST = 256 << 10  # bytes a server may send before its handshake is done (OpenSSL takes 100 KiB of certificates)
-KEPT_AT_ONCE = 1024  # connections kept open at once for TLS or a banner: each may hold OpenSSL's buffers
+KEPT_AT_ONCE = 1024  # connections kept open at once to read a banner
+KEPT_AT_ONCE_TLS = 256  # in a TLS handshake: each may hold OpenSSL's buffers (~150 KB of a stalled certificate)
 NOT_SETTLED = "interrupted before its timeout"
 UNRESOLVED_ORDER = 1 << 130  # a name's rows after the addresses of its target
 
@@ -218,8 +219,12 @@ def parse_port_targets(texts: Iterable[str | Listed], options: PortOptions, *, f
     than MAX_PAIRS pairs in all needs ``force``."""
 
     def parse(text: str) -> PortTarget:
+        if text.isascii() and text.isdigit():  # `nc -z HOST PORT` habits: 22 is no host here
+            raise TargetError(f"{text!r} looks like a port: write HOST:{text} or -p {text}")
         item = parse_port_target(text, options.proto, force=force)
         target = item.target
+        if isinstance(target, HostName) and any(c in target.name for c in ":%@"):
+            raise TargetError(f"{text!r} is not an address, network, range or host name (nor HOST:PORTS)")
         if isinstance(target, LinkDiscovery):
             raise TargetError(f"{item.text}: link discovery is for sweep; give the addresses it finds")
         if options.ip_version and isinstance(target, AddressBlock) and target.version != options.ip_version:
@@ -254,6 +259,7 @@ class _SeenPairs:
 
     def __init__(self) -> None:
         self._runs: dict[int, SeenRuns] = {}
+        self._holders: dict[int, int] = {}  # id of a record: how many ports share it
 
     def fresh(self, version: int, first: int, last: int, ports: tuple[int, ...]) -> Iterator[tuple[int, int]]:
         """``(number, port)`` of the run not seen before, address by address."""
@@ -264,8 +270,17 @@ class _SeenPairs:
         unseen: dict[int, list[tuple[int, int]]] = {}
         for runs, members in alike.values():
             found = [(first, last)] if runs is None else list(runs.unseen_runs(version, first, last))
-            after = SeenRuns() if runs is None else copy.deepcopy(runs)  # others may share the old one
+            if runs is not None and self._holders[id(runs)] == len(members):
+                runs.add(
+                    version, first, last
+                )  # no other port shares it: grown in place (a list of 10,000 hosts stays linear)
+                unseen.update((port, found) for port in members)
+                continue
+            after = SeenRuns() if runs is None else copy.deepcopy(runs)  # others share the old one: theirs stays
             after.add(version, first, last)
+            if runs is not None:
+                self._holders[id(runs)] -= len(members)
+            self._holders[id(after)] = len(members)
             for port in members:
                 self._runs[port], unseen[port] = after, found
         if all(found == [(first, last)] for found in unseen.values()):  # nothing seen: every pair
@@ -394,7 +409,7 @@ class PortEngine(ProbeEngine[PortOptions, PairItem, Pair, Emit]):
             raise CannotRun("no file descriptor left for a socket (see ulimit -n)")
         self.keeps = self.tcp and (options.reads_banner or options.tls)  # an open connection is kept
         if self.keeps:  # memory stays bounded whatever the servers send
-            self.limit = min(self.limit, KEPT_AT_ONCE)
+            self.limit = min(self.limit, KEPT_AT_ONCE_TLS if options.tls else KEPT_AT_ONCE)
         self.payload = options.send if options.send is not None else b""
         self.tls_context = _tls_context() if options.tls else None
         from netdiag import services  # the C library through ctypes: only for this command
@@ -424,6 +439,7 @@ class PortEngine(ProbeEngine[PortOptions, PairItem, Pair, Emit]):
                     if started % POLL_EVERY == 0:  # else the burst's first answers wait for its last connect
                         self._take_events(0)
                         now = time.monotonic_ns()
+                        self._expire(now)  # and -t holds in a long burst: a pair is never late by its length
                 if not schedule.pending and not len(waiting) and not len(talking):
                     break
                 wakes = [waiting.next_deadline(), talking.next_deadline()]
@@ -433,17 +449,21 @@ class PortEngine(ProbeEngine[PortOptions, PairItem, Pair, Emit]):
                 delay = (min(times) - now) / 1e9 if times else 0.05
                 self._take_events(min(max(delay, EXPIRY_GRAIN_S), 0.1))
                 now = time.monotonic_ns()
-                for sock, pair in waiting.expire(now):
-                    self._release(sock)
-                    self._settle(pair, 1, schedule, emit)
-                for sock, pair in talking.expire(now):
-                    self._done_talking(sock, pair, "TLS handshake timed out" if _shaking(pair) else None)
+                self._expire(now)
                 self._report(progress, now)
         except KeyboardInterrupt:
             self.interrupted = True
         if stop.is_set() or self.interrupted:
             self._finish_unsettled(waiting.hosts() | talking.hosts() | schedule.waiting(), emit)
         self._report(progress, 0, force=True)
+
+    def _expire(self, now: int) -> None:
+        """Pairs whose -t (or talk time) is over: settled now."""
+        for sock, pair in self._waiting.expire(now):
+            self._release(sock)
+            self._settle(pair, 1, self._schedule, self._emit)
+        for sock, pair in self._talking.expire(now):
+            self._done_talking(sock, pair, "TLS handshake timed out" if _shaking(pair) else None)
 
     # --- results out
 
@@ -599,7 +619,8 @@ class PortEngine(ProbeEngine[PortOptions, PairItem, Pair, Emit]):
             if self.tls_context is not None:
                 incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
                 talk.tls = _TlsChannel(_wrap(self.tls_context, incoming, outgoing, pair.name), incoming, outgoing)
-                self._shake(sock, pair, talk)  # the ClientHello
+                if self._shake(sock, pair, talk) and not self.options.reads_banner:  # done at once: a fast server
+                    self._done_talking(sock, pair, None)
             elif self.options.send is not None:
                 sock.send(self.options.send)
         except (OSError, ssl.SSLError, ValueError) as exc:

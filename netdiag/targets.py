@@ -250,6 +250,9 @@ def expand_arguments(
     """Replace ``@FILE`` and ``-`` arguments with the targets listed in them
     (each knowing its file and line); more than ``limit`` targets in all is
     refused as soon as it is seen."""
+    arguments = list(arguments)
+    if arguments.count("-") > 1:
+        raise TargetError("- (stdin) is given twice: it can be read once")
     texts: list[Listed] = []
     for argument in arguments:
         if argument == "-" or (argument.startswith("@") and len(argument) > 1):

@@ -50,7 +50,8 @@ def test_every_pair_open_is_exit_0_and_one_closed_is_exit_1(cli, banner_server, 
     assert cli("port", f"127.0.0.1:{port}").status == 0
     result = cli("port", f"127.0.0.1:{port},{closed_port}")
     assert result.status == 1
-    states = {line.split()[2]: line.split()[5] for line in result.stdout.splitlines()[1:]}
+    assert result.stdout.splitlines()[0].split() == ["ADDRESS", "PORT", "PROTO", "STATE", "RTT_MS", "SERVICE", "TARGET"]
+    states = {line.split()[1]: line.split()[3] for line in result.stdout.splitlines()[1:]}
     assert states == {str(port): "open", str(closed_port): "closed"}
     assert result.stderr.startswith("1/2 pairs open (1 closed)")
 
@@ -112,9 +113,60 @@ def test_on_a_terminal_the_table_is_grouped_by_host(cli_on_a_terminal, banner_se
         (("port", "127.0.0.0/8", "-p", "22"), "--force"),
         (("port", "127.0.0.1", "--send", "\\q"), "unknown escape"),
         (("port", "[::1"), "without its ']'"),
+        (("port", "localhost", "5432"), "looks like a port: write HOST:5432 or -p 5432"),
+        (("port", "127.1.0.1:22:23"), "is not an address, network, range or host name"),
+        (("port", "127.0.0.1%lo:22"), "not an address"),
+        (("port", "@", "-p", "22"), "is not an address"),
+        (("port", "-", "-", "-p", "22"), "given twice"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_nothing_sent(cli, argv, message):
     result = cli(*argv)
     assert result.status == 2 and result.stdout == ""
     assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+
+
+def test_the_state_survives_a_narrow_terminal(cli_on_a_terminal, monkeypatch, banner_server):
+    port, _ = banner_server
+    monkeypatch.setenv("COLUMNS", "40")
+    shown = cli_on_a_terminal("port", "--banner", f"127.0.0.1:{port}")
+    header, row = shown.stdout.splitlines()[:2]
+    assert header.split()[:4] == ["ADDRESS", "PORT", "PROTO", "STATE"] and row.split()[3] == "open"
+    assert all(len(line) <= 40 for line in shown.stdout.splitlines())
+
+
+def test_a_grid_of_many_ports_comes_in_blocks_that_fit_and_open_keeps_hosts_with_an_open_port(
+    cli_on_a_terminal, monkeypatch, banner_server
+):
+    port, _ = banner_server
+    monkeypatch.setenv("COLUMNS", "60")
+    shown = cli_on_a_terminal("port", "--grid", "--open", "-p", f"1-30,{port}", "127.0.0.1", "127.0.0.2")
+    lines = [line for line in shown.stdout.splitlines() if line.strip()]
+    assert all(len(line) <= 60 for line in lines)
+    assert not any(line.startswith("127.0.0.2") for line in lines)  # nothing open there
+    assert sum(line.startswith("HOST") for line in lines) >= 2  # 31 ports: more than one block
+    assert any(line.startswith("127.0.0.1") and line.rstrip().endswith("O") for line in lines)
+
+
+def test_json_banners_never_confuse_a_backslash_with_a_byte(cli):
+    import contextlib
+
+    servers = []
+    for said in (b"\xff\n", b"\\xff\n"):  # the byte 0xff; the four characters \xff
+        server = socket.create_server(("127.0.0.1", 0))
+
+        def serve(server: socket.socket = server, said: bytes = said) -> None:
+            client, _ = server.accept()
+            with client, contextlib.suppress(OSError):
+                client.sendall(said)
+                client.recv(1)
+
+        threading.Thread(target=serve, daemon=True).start()
+        servers.append(server)
+    ports = ",".join(str(s.getsockname()[1]) for s in servers)
+    document = json.loads(cli("port", "--banner", "--json", f"127.0.0.1:{ports}").stdout)
+    banners = {r["port"]: r["banner"] for r in document["results"]}
+    byte, text = (banners[s.getsockname()[1]] for s in servers)
+    assert byte == "\\xff\n" and text == "\\\\xff\n" and byte != text
+    for server in servers:
+        server.close()

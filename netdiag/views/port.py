@@ -55,10 +55,12 @@ def show_report(out: Output, report: PortReport, layout: Layout, *, only_open: b
         return
     shown = [r for r in report.results if r.open or not only_open]
     if grid:
-        if out.format is Format.RICH:
-            out.out.print(grid_table(report.results))
+        hosts_open = {(r.target, r.address) for r in shown}
+        cells = [r for r in report.results if (r.target, r.address) in hosts_open]  # --open: hosts with an open port
+        if out.format is Format.RICH and _grid_width(cells) <= out.terminal_width:
+            out.out.print(grid_table(cells))
         else:
-            out.text(grid_text(report.results))
+            out.text(grid_text(cells, out.terminal_width if out.format is Format.RICH else None))
     elif shown:
         out.tabular(lambda: port_table(shown, layout), port_rows(shown, layout))
     out.info(summary_text(summary) if out.stderr_is_terminal else summary_line(summary))
@@ -91,25 +93,30 @@ def banner_text(banner: bytes | None, limit: int | None = BANNER_SHOWN) -> str:
 
 
 def tls_text(tls: TlsFacts | None) -> str:
+    """``TLSv1.3, expires 2027-03-01T12:00:00Z: CN=...``: version and expiry
+    first, where a narrow cell never cuts them."""
     if tls is None:
         return ""
     expiry = f", expires {tls.not_after}" if tls.not_after else ""
-    return visible(f"{tls.version}: {tls.subject or '?'}{expiry}")
+    return visible(f"{tls.version}{expiry}: {tls.subject or '?'}")
 
 
 def port_rows(results: Iterable[PortResult], layout: Layout) -> Rows:
-    headers = ["TARGET", "ADDRESS", "PORT", "PROTO", "SERVICE", "STATE", "RTT_MS"]
+    """Every row whole, for grep and awk. STATE comes early and TARGET last:
+    on a narrow terminal columns are left out from the right, never the state."""
+    headers = ["ADDRESS", "PORT", "PROTO", "STATE", "RTT_MS", "SERVICE"]
     headers += (["TLS"] if layout.tls else []) + (["BANNER"] if layout.banner else [])
     rows = []
     for r in results:
-        row = [visible(r.target), r.address or "-", str(r.port), r.proto, visible(r.service or "-"), state_words(r)]
-        row.append(milliseconds(r.rtt_ms) or "-")
+        row = [r.address or "-", str(r.port), r.proto, state_words(r), milliseconds(r.rtt_ms) or "-"]
+        row.append(visible(r.service or "-"))
         if layout.tls:
             row.append(tls_text(r.tls) or "-")
         if layout.banner:
             row.append(banner_text(r.banner) or "-")
+        row.append(visible(r.target))
         rows.append(row)
-    return headers, rows
+    return [*headers, "TARGET"], rows
 
 
 def port_table(results: Iterable[PortResult], layout: Layout) -> Table:
@@ -153,18 +160,34 @@ def _grid(results: Iterable[PortResult]) -> tuple[list[int], dict[tuple[str, str
     return sorted(ports), hosts
 
 
-def grid_text(results: Iterable[PortResult]) -> str:
+def grid_text(results: Iterable[PortResult], width: int | None = None) -> str:
     """Host x port as letters (O open, C closed, F filtered, ? open|filtered,
-    U unresolved, blank: not asked): for a pipe."""
+    U unresolved, blank: not asked): for a pipe, or a terminal too narrow for
+    the coloured grid. With ``width``, the ports come in blocks that fit."""
     ports, hosts = _grid(results)
     labels = [_label(target, address) for target, address in hosts]
-    width = max([len("HOST")] + [len(label) for label in labels])
+    label_width = max([len("HOST")] + [len(label) for label in labels])
     cell = max([len(str(p)) for p in ports] + [1])
-    lines = [f"{'HOST':<{width}}  " + " ".join(f"{p:>{cell}}" for p in ports)]
-    for label, states in zip(labels, hosts.values(), strict=True):
-        marks = " ".join(f"{GRID_MARK[states[p]] if p in states else ' ':>{cell}}" for p in ports)
-        lines.append(f"{label:<{width}}  {marks}".rstrip())
+    per_block = len(ports) or 1
+    if width is not None:
+        per_block = max((width - label_width - 2 + 1) // (cell + 1), 1)
+    lines: list[str] = []
+    for start in range(0, len(ports), per_block):
+        block = ports[start : start + per_block]
+        if start:
+            lines.append("")
+        lines.append(f"{'HOST':<{label_width}}  " + " ".join(f"{p:>{cell}}" for p in block))
+        for label, states in zip(labels, hosts.values(), strict=True):
+            marks = " ".join(f"{GRID_MARK[states[p]] if p in states else ' ':>{cell}}" for p in block)
+            lines.append(f"{label:<{label_width}}  {marks}".rstrip())
     return "\n".join(lines) + "\n" + _LEGEND + "\n"
+
+
+def _grid_width(results: Iterable[PortResult]) -> int:
+    """Columns the coloured grid takes: the labels, then a cell of the widest port number per port."""
+    ports, hosts = _grid(results)
+    label_width = max([len("Host")] + [len(_label(t, a)) for t, a in hosts])
+    return label_width + sum(len(str(p)) + 2 for p in ports) + 2
 
 
 _LEGEND = "O open  C closed  F filtered  ? open|filtered  U unresolved"
@@ -257,9 +280,15 @@ def result_json(result: PortResult) -> dict[str, Any]:
         "state": result.state.value,
         "reason": result.reason,
         "rtt_ms": None if result.rtt_ms is None else round(result.rtt_ms, 4),
-        "banner": None if result.banner is None else result.banner.decode("utf-8", "backslashreplace"),
+        "banner": None if result.banner is None else banner_json(result.banner),
         "tls": None if tls is None else _tls_json(tls),
     }
+
+
+def banner_json(banner: bytes) -> str:
+    """The bytes as UTF-8 text; a byte that is not UTF-8 as ``\\xNN`` and a
+    backslash as ``\\\\``, so that the two never read alike."""
+    return banner.replace(b"\\", b"\\\\").decode("utf-8", "backslashreplace")
 
 
 def _tls_json(tls: TlsFacts) -> dict[str, Any]:
