@@ -118,7 +118,9 @@ class RttStats(NamedTuple):
         sent, received = len(rtts_ms), len(answered)
         if not answered:
             return cls(sent, 0, 1.0 if sent else None, None, None, None)
-        return cls(sent, received, 1 - received / sent, min(answered), sum(answered) / received, max(answered))
+        low, high = min(answered), max(answered)
+        average = min(max(sum(answered) / received, low), high)  # float sums may stray past the bounds by an ulp
+        return cls(sent, received, 1 - received / sent, low, average, high)
 
 
 class HostResult(NamedTuple):

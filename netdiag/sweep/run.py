@@ -380,8 +380,10 @@ def run_sweep(
             origins.add(run, index)
         runs = [run for _, run in indexed]
         more = plan_groups(runs, options) if runs else []
-        groups.extend(more)
-        engines.extend(build_engine(group, options) for group in more)
+        for group in more:  # a pair at a time: an interruption while one is built leaves none unmatched
+            engine = build_engine(group, options)
+            groups.append(group)
+            engines.append(engine)
         if more:
             _run_engines(engines[-len(more) :], more, emit, report_progress, stop, deliver)
 
