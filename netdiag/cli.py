@@ -7,6 +7,7 @@ import the core lazily so ``netdiag --help`` stays fast.
 from __future__ import annotations
 
 import contextlib
+import copy
 import errno
 import itertools
 import os
@@ -164,8 +165,8 @@ def main(argv: list[str] | None = None, output: Output | None = None) -> int:
         from netdiag.output import Output
 
         output = Output()
-    command = _click_style_usage(typer.main.get_command(app))
     args = list(sys.argv[1:] if argv is None else argv)
+    command = _click_style_usage(typer.main.get_command(_lean_app(args)))
     # A shell asking for completions (_NETDIAG_COMPLETE set): answered, then exit.
     command._main_shell_completion({}, "netdiag")
     try:
@@ -203,6 +204,21 @@ def main(argv: list[str] | None = None, output: Output | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - a bug: reported in one line
         return _internal_error(output, exc)
     return int(status or 0)
+
+
+def _lean_app(args: list[str]) -> typer.Typer:
+    """The app with only the command asked for: Typer reads every option of
+    every command it builds, milliseconds a run pays for nothing. The whole
+    app for --help, --version, completion and an unknown command (which then
+    gets its suggestions)."""
+    if os.environ.get("_NETDIAG_COMPLETE") or not args or args[0].startswith("-"):
+        return app
+    wanted = [info for info in app.registered_commands if info.callback and info.callback.__name__ == args[0]]
+    if not wanted:
+        return app
+    lean = copy.copy(app)
+    lean.registered_commands = wanted
+    return lean
 
 
 def _click_style_usage(command: Any) -> Any:
