@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import errno
-import itertools
+import io
 import os
 import select
 import signal
@@ -24,6 +24,7 @@ import typer
 from netdiag import interrupts
 from netdiag.errors import NetdiagError
 from netdiag.status import ExitStatus
+from netdiag.text import visible
 
 if TYPE_CHECKING:
     from netdiag.output import Output
@@ -401,7 +402,7 @@ def dns(
         transport=transports[0] if transports else None, rclass=rclass, recurse=not norecurse, dnssec=dnssec,
         ca_file=ca_file, insecure=insecure,
     )  # fmt: skip
-    command = dnsclient.parse_words(words, reverse=reverse or ())
+    command = dnsclient.parse_words(words, reverse=reverse or (), names_required=batch is None)
     requests = [command] if command.names else []
     if batch is not None:
         requests = _dns_batch(batch, command) + requests
@@ -421,18 +422,32 @@ def _protocol_word(word: str) -> bool:
 
 
 def _dns_batch(path: str, command: Any) -> list[Any]:
+    """-f FILE / -f -: at most _MAX_BATCH lines of at most MAX_LINE characters
+    (a binary file or /dev/zero is refused, never read into memory)."""
     from netdiag import dnsclient
     from netdiag.errors import BadInput
+    from netdiag.targets import MAX_LINE
 
-    stream = _open_target_list(path if path == "-" else "@" + path)
+    name = "stdin" if path == "-" else visible(path)
+    if path == "-":
+        stream: TextIO = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="surrogateescape")
+    else:
+        try:
+            stream = open(path, encoding="utf-8", errors="surrogateescape")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            raise BadInput(f"-f {name}: {exc.strerror}") from None
+    lines: list[str] = []
     with stream:
-        lines = list(itertools.islice(stream, _MAX_BATCH + 1))
+        while len(lines) <= _MAX_BATCH and (line := stream.readline(MAX_LINE + 2)):
+            if len(line.rstrip("\r\n")) > MAX_LINE:
+                raise BadInput(f"{name}:{len(lines) + 1}: a line longer than {MAX_LINE:,} characters")
+            lines.append(line)
     if len(lines) > _MAX_BATCH:
-        raise BadInput(f"{path}: more than {_MAX_BATCH:,} lines")
+        raise BadInput(f"{name}: more than {_MAX_BATCH:,} lines")
     try:
         return dnsclient.parse_batch(lines, defaults=command)
     except BadInput as exc:
-        raise BadInput(f"{'stdin' if path == '-' else path}: {exc}") from None
+        raise BadInput(f"{name}: {exc}") from None
 
 
 _MAX_BATCH = 100_000  # queries in one -f file: all are asked at once
@@ -479,7 +494,12 @@ def _dns_system_view(
     if compare_with is not None:
         from netdiag import crosscheck
 
-        said = crosscheck.ask_dns(answers, compare_with, timeout)
+        try:
+            said = crosscheck.ask_dns(answers, compare_with, timeout)
+        except KeyboardInterrupt:  # the system's answers stand without DNS's
+            out.error("interrupted: showing the system's answers without DNS's")
+            view.show_answers(out, answers, short=short)
+            return interrupts.exit_status()
         verdicts = {a.query: crosscheck.verdict(a, said[a.query]) for a in answers}
         view.show_compared(out, answers, said, verdicts)
         agree = all(v.agrees for v in verdicts.values())

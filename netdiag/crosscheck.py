@@ -31,7 +31,7 @@ def ask_dns(answers: Sequence[DnsAnswer], servers: Sequence[ServerSpec], timeout
     from netdiag import dnsclient, records
 
     requests: list[Request] = []
-    keys = {}
+    keys: dict[str, list[str]] = {}  # a name as DNS compares it: every query spelled so
     for answer in answers:
         try:
             if isinstance(answer, ForwardAnswer):
@@ -42,7 +42,7 @@ def ask_dns(answers: Sequence[DnsAnswer], servers: Sequence[ServerSpec], timeout
                 request = dnsclient.Request((name,), ("PTR",), tuple(servers), frozenset([name]))
         except BadInput:
             continue
-        keys[name_key(name)] = answer.query
+        keys.setdefault(name_key(name), []).append(answer.query)
         requests.append(request)
     if not requests:
         return {answer.query: [] for answer in answers}
@@ -50,8 +50,12 @@ def ask_dns(answers: Sequence[DnsAnswer], servers: Sequence[ServerSpec], timeout
     queries = dnsclient.build_queries(requests, options, default_servers=(dnsclient.SYSTEM,), timeout=timeout)
     said: dict[str, list[Outcome]] = {answer.query: [] for answer in answers}
     for outcome in records.in_order(dnsclient.ask(queries, options, timeout), queries):
-        said[keys[name_key(outcome.question.name)]].append(outcome)
+        for query in dict.fromkeys(keys[name_key(outcome.question.name)]):
+            said[query].append(outcome)
     return said
+
+
+NOT_IN_DNS = ("NOERROR", "NXDOMAIN")  # rcodes that say what DNS holds; others (SERVFAIL, REFUSED) say nothing of it
 
 
 def dns_data(outcomes: Sequence[Outcome], server_label: str) -> set[str] | None:
@@ -69,6 +73,14 @@ def dns_data(outcomes: Sequence[Outcome], server_label: str) -> set[str] | None:
     return found if answered else None
 
 
+def failed_rcode(outcomes: Sequence[Outcome], server_label: str) -> str | None:
+    """The rcode of a server that answered without saying what DNS holds (SERVFAIL, REFUSED, ...)."""
+    for outcome in outcomes:
+        if outcome.server.label == server_label and isinstance(outcome, Response) and outcome.rcode not in NOT_IN_DNS:
+            return outcome.rcode
+    return None
+
+
 def verdict(answer: DnsAnswer, outcomes: Sequence[Outcome]) -> Verdict:
     """The system's answer against every server's (pure)."""
     labels = list(dict.fromkeys(o.server.label for o in outcomes))
@@ -83,6 +95,10 @@ def verdict(answer: DnsAnswer, outcomes: Sequence[Outcome]) -> Verdict:
         dns = dns_data(outcomes, label)
         if dns is None:
             worst = worst or Verdict(False, f"{label} did not answer")
+            continue
+        rcode = failed_rcode(outcomes, label)
+        if rcode is not None:
+            worst = worst or Verdict(False, f"{label} answered {rcode}")
             continue
         if dns == system:
             continue

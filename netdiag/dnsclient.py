@@ -113,7 +113,7 @@ class Request:
     reverse: frozenset[str] = frozenset()  # the names made from addresses: asked PTR when no type is given
 
 
-def parse_words(words: Sequence[str], reverse: Iterable[str] = ()) -> Request:
+def parse_words(words: Sequence[str], reverse: Iterable[str] = (), *, names_required: bool = True) -> Request:
     """``NAME... [TYPE...] [@SERVER...]`` in any order, and ``-x ADDRESS``.
 
     A word that reads as a record type is a type (``MX``, ``txt``,
@@ -141,6 +141,10 @@ def parse_words(words: Sequence[str], reverse: Iterable[str] = ()) -> Request:
             raise BadInput(
                 f"{visible(word)}: not an option here (a line of a batch file takes names, types, @servers and -x)"
             )
+        elif _is_class_word(word):
+            raise BadInput(
+                f"{visible(word)} is a class here: give it as --class {visible(word.upper())} (end a name with a dot)"
+            )
         elif (rtype := type_word(word)) is not None:
             types.append(rtype)
         elif _is_address(word):
@@ -151,11 +155,17 @@ def parse_words(words: Sequence[str], reverse: Iterable[str] = ()) -> Request:
     if pending_x:
         raise BadInput("-x needs an address: -x 192.0.2.1")
     all_names = tuple(dict.fromkeys(names))
-    if not all_names and types:
+    if not all_names and types and names_required:
         raise BadInput(
             f"no name to look up: {' '.join(types)} read as a type (end a name with a dot: {types[0].lower()}.)"
         )
     return Request(all_names, tuple(dict.fromkeys(types)), tuple(dict.fromkeys(servers)), frozenset(reversed_names))
+
+
+def _is_class_word(word: str) -> bool:
+    """IN, CH, HS (and CHAOS, HESIOD, CLASSn): dig reads them as the class."""
+    upper = word.upper()
+    return upper in ("IN", "CH", "HS", "CHAOS", "HESIOD") or (upper.startswith("CLASS") and upper[5:].isdigit())
 
 
 def parse_batch(lines: Iterable[str], defaults: Request | None = None) -> list[Request]:
@@ -165,7 +175,7 @@ def parse_batch(lines: Iterable[str], defaults: Request | None = None) -> list[R
     BadInput names the line."""
     requests = []
     for number, line in enumerate(lines, 1):
-        words = line.split()
+        words = re.split(r"\s[#;]", line, maxsplit=1)[0].split()  # a comment after a space (tls://HOST#NAME has none)
         if not words or words[0].startswith(("#", ";")):
             continue
         try:
@@ -603,7 +613,9 @@ def read_reply(wire: bytes, asked: _Asked | None = None) -> Reply:
                 opt = cast("dns.rdtypes.ANY.OPT.OPT", rdata)  # the OPT type's rdata class
                 errors = tuple(o.to_text() for o in opt.options if isinstance(o, dns.edns.EDEOption))
                 continue
-            section.append(Record(name, _type_text(rtype), _class_text(rclass), ttl, rdata.to_text()))
+            section.append(
+                Record(name, _type_text(rtype), _class_text(rclass), ttl, rdata.to_text(chunksize=56))
+            )  # base64 split as dig splits it
         sections.append(tuple(section))
     if parser.remaining():
         raise ValueError(f"{parser.remaining()} bytes after the message")

@@ -146,14 +146,18 @@ class Output:
             return
         width = self.terminal_width
         if len(cells) <= RICH_TABLE_MAX_ROWS:
-            from rich.measure import Measurement
-
             table = rich()
-            unfolded = Measurement.get(self.out, self.out.options.update_width(1 << 20), table).maximum
-            if unfolded <= width:
+            if self.fits(table):
                 self.table(table)
                 return
         self.text(plain_table(headers, cells, width))
+
+    def fits(self, table: Table) -> bool:
+        """Whether the table fits the terminal with every cell unfolded."""
+        from rich.measure import Measurement
+
+        unfolded = Measurement.get(self.out, self.out.options.update_width(1 << 20), table).maximum
+        return unfolded <= self.terminal_width
 
     @functools.cached_property
     def terminal_width(self) -> int:

@@ -230,17 +230,35 @@ def compare_servers(question: Question, outcomes: Sequence[Outcome]) -> Comparis
     best = max(counts.values())
     reference_key = next(k for k in keys if counts[k] == best)  # the first server among the most common
     reference = responses[keys.index(reference_key)]
-    reference_ttls = answer_ttls(reference.answer)
     rcode_differs = tuple(r.server for r in responses if r.rcode != reference.rcode)
     answer_differs = tuple(r.server for r, key in zip(responses, keys, strict=True) if key[1] != reference_key[1])
-    ttl_differs = tuple(
-        r.server
-        for r, key in zip(responses, keys, strict=True)
-        if key[1] == reference_key[1] and answer_ttls(r.answer) != reference_ttls
-    )
+    alike = [r for r, key in zip(responses, keys, strict=True) if key[1] == reference_key[1]]
+    ttl_differs = tuple(r.server for r in alike if r in _ttl_outliers(alike))
     return Comparison(
         question, tuple(outcomes), reference.server, no_answer, rcode_differs, answer_differs, ttl_differs
     )
+
+
+def _ttl_outliers(alike: Sequence[Response]) -> list[Response]:
+    """Servers with the same records whose TTLs truly differ. The zone's TTL
+    is the authoritative servers' (AA), else the highest seen; a cache
+    counting it down (no AA, a lower TTL) is no difference, an authoritative
+    server with another TTL, or a cache claiming more than the zone gives, is."""
+    authoritative = [r for r in alike if "AA" in r.flags] or list(alike)
+    zone: dict[tuple[str, str, str], int] = {}
+    for r in authoritative:
+        for key, ttl in answer_ttls(r.answer).items():
+            zone[key] = max(zone.get(key, ttl), ttl)
+    outliers = []
+    for r in alike:
+        ttls = answer_ttls(r.answer)
+        if "AA" in r.flags:
+            differs = any(ttls[key] != zone[key] for key in ttls if key in zone)
+        else:
+            differs = any(ttls[key] > zone[key] for key in ttls if key in zone)
+        if differs:
+            outliers.append(r)
+    return outliers
 
 
 def answer_set(records: Iterable[Record]) -> frozenset[tuple[str, str, str, str]]:

@@ -163,8 +163,51 @@ def test_compare_flags_a_hosts_file_override_and_agrees_elsewhere():
         (("x.test", "A", "--compare"), "--compare"),
         (("-x", "not-an-address"), "not an IP address"),
         (("x.test", "@"), ""),
+        (("version.bind", "CH", "TXT", "@127.0.0.1"), "a class here: give it as --class CH"),
+        (("-f", "/dev/zero", "@127.0.0.1"), "a line longer than 4,096 characters"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(args, message):
     status, stdout, stderr = netdiag(*args)
     assert status == 2 and stdout == "" and stderr.count("\n") == 1 and message in stderr, stderr
+
+
+@needs_servers
+def test_a_batch_takes_the_command_lines_types_and_servers():
+    done = run_netdiag("dns", "-f", "-", "MX", f"@{AUTH}", "--short", stdin=b"auth.test # the zone's apex\n")
+    assert done.returncode == 0, done.stderr
+    assert sorted(done.stdout.decode().splitlines()) == sorted(dig_short(f"@{AUTH}", "auth.test", "MX"))
+
+
+@needs_servers
+def test_compare_says_what_a_failing_server_answered_and_keeps_every_spelling():
+    status, stdout, _ = netdiag("nope.lab.test", "--compare", f"@{SERVFAIL}", "--json")
+    [result] = json.loads(stdout)["results"]
+    assert status == 1 and result["verdict"] == f"{SERVFAIL} answered SERVFAIL"
+    status, stdout, _ = netdiag("www.lab.test", "WWW.LAB.TEST", "www.lab.test.", "--compare", "--json")
+    results = json.loads(stdout)["results"]
+    assert status == 0 and [r["verdict"] for r in results] == ["agrees"] * 3
+
+
+@needs_servers
+def test_an_extended_error_reaches_a_pipe_and_a_cache_counting_down_is_no_difference():
+    _, _, stderr = netdiag("www.bogus.test", f"@{RESOLVER}")  # a name no other test asks: not a cached failure
+    assert "www.bogus.test. A @" in stderr and "SERVFAIL, EDE " in stderr and "chain of trust" in stderr
+    netdiag("alias.auth.test", f"@{RESOLVER}")  # cached now; its TTL counts down from here
+    import time
+
+    time.sleep(1.1)
+    status, stdout, _ = netdiag("alias.auth.test", f"@{RESOLVER}", f"@{AUTH}", "--json")
+    [result] = json.loads(stdout)["results"]
+    assert status == 0 and result["agree"] is True, result["differences"]
+
+
+@needs_servers
+def test_on_a_narrow_terminal_the_data_is_never_cut():
+    done = subprocess.run(
+        ["script", "-qc", f"{' '.join(run_netdiag_args())} auth.test SOA @{AUTH}", "/dev/null"],
+        capture_output=True,
+        check=False,
+        env={**os.environ, "COLUMNS": "60"},
+    )
+    assert "hostmaster.auth.test. 2024120101" in done.stdout.decode().replace("\r\n", " ").replace("\n", " ")

@@ -69,9 +69,15 @@ def _system_data(answer: DnsAnswer) -> str:
     return visible(answer.ptr or "")
 
 
-def _dns_cell(found: set[str] | None) -> str:
+def _dns_cell(outcomes: list[Outcome], label: str) -> str:
+    from netdiag.crosscheck import dns_data, failed_rcode
+
+    found = dns_data(outcomes, label)
     if found is None:
         return "(no answer)"
+    rcode = failed_rcode(outcomes, label)
+    if rcode is not None:
+        return f"({rcode})"
     return " ".join(visible(d) for d in sorted(found)) or "(none)"
 
 
@@ -79,13 +85,12 @@ def compared_rows(
     answers: list[DnsAnswer], said: dict[str, list[Outcome]], verdicts: dict[str, Verdict], labels: list[str]
 ) -> Rows:
     """A row per query and server: grep finds every disagreement by its words."""
-    from netdiag.crosscheck import dns_data
 
     rows = []
     for a in answers:
         for label in labels or ["-"]:
-            found = dns_data(said[a.query], label) if labels else None
-            rows.append([visible(a.query), a.source or "-", _system_data(a) or "-", visible(label), _dns_cell(found),
+            cell = _dns_cell(said[a.query], label) if labels else "(not asked)"
+            rows.append([visible(a.query), a.source or "-", _system_data(a) or "-", visible(label), cell,
                          verdicts[a.query].words])  # fmt: skip
     return ["QUERY", "SOURCE", "SYSTEM", "SERVER", "DNS", "VERDICT"], rows
 
@@ -95,14 +100,12 @@ def compared_table(
 ) -> Table:
     from rich.text import Text
 
-    from netdiag.crosscheck import dns_data
-
     table = new_table("Query", "System", "Source", *(f"DNS {visible(label)}" for label in labels), "Verdict")
     for a in answers:
         verdict = verdicts[a.query]
         cells: list[Any] = [safe(a.query), Text(_system_data(a).replace(" ", "\n")), a.source or ""]
         for label in labels:
-            cells.append(Text(_dns_cell(dns_data(said[a.query], label)).replace(" ", "\n")))
+            cells.append(Text(_dns_cell(said[a.query], label).replace(" ", "\n")))
         cells.append(Text(verdict.words, style="green" if verdict.agrees else "bold red"))
         table.add_row(*cells)
     return table
@@ -149,6 +152,9 @@ def chain_text(answer: ForwardAnswer) -> Text:
     from rich.text import Text
 
     text = Text()
+    if answer.source == "hosts":  # a hosts line's other names are aliases, not a chain: no arrows
+        names = [safe(answer.canonical, "bold")] + [safe(alias, "dim") for alias in answer.aliases]
+        return Text("\n").join(names)
     for alias in answer.aliases:
         if alias != answer.canonical:
             text.append_text(safe(alias, "dim"))

@@ -34,9 +34,12 @@ def show_outcomes(out: Output, outcomes: Sequence[Outcome], *, short: bool, inte
     else:
         out.text(plain_table(*plain_rows(outcomes)))
     for comparison in comparisons:
-        for outcome in comparison.outcomes:
-            if isinstance(outcome, Failure) and out.format is not Format.RICH:
-                out.warn(f"{outcome.question.name} {outcome.question.type} @{outcome.server.label}: {outcome.reason}")
+        for outcome in comparison.outcomes if out.format is not Format.RICH else ():
+            where = f"{outcome.question.name} {outcome.question.type} @{outcome.server.label}"
+            if isinstance(outcome, Failure):
+                out.warn(f"{where}: {outcome.reason}")
+            elif outcome.extended_errors:  # RFC 8914's why (a DNSSEC failure's reason): dig prints it too
+                out.warn(f"{where}: {outcome.rcode}, {'; '.join(outcome.extended_errors)}")
     out.info(summary_line(outcomes, interrupted))
 
 
@@ -98,7 +101,11 @@ def show_question(out: Output, comparison: Comparison) -> None:
             line.append_text(_status(outcome))
             out.out.print(line, soft_wrap=True)
     if _union(outcomes):
-        out.tabular(lambda: records_table(comparison), plain_rows(outcomes))
+        table = records_table(comparison)
+        if out.fits(table):
+            out.table(table)
+        else:  # too wide: whole lines the terminal may wrap; the data (a key, a TXT) is never cut
+            out.text(plain_table(*record_rows(comparison)))
     chain = _chain_text(comparison)
     if chain is not None:
         out.out.print(chain, soft_wrap=True)
@@ -123,6 +130,18 @@ def records_table(comparison: Comparison) -> Table:
         cells += [_ttl_cell(outcome, (name, rtype, data), comparison, several) for outcome in outcomes]
         table.add_row(*cells)
     return table
+
+
+def record_rows(comparison: Comparison) -> Rows:
+    """A question's records as plain lines, the data last and whole."""
+    outcomes = comparison.outcomes
+    several = len(outcomes) > 1
+    ttl_headers = [f"TTL@{visible(o.server.label)}" for o in outcomes] if several else ["TTL"]
+    rows = []
+    for (name, rtype, data), _section in _union(outcomes):
+        ttls = [_ttl_of(o, (name, rtype, data)) for o in outcomes]
+        rows.append([visible(name), rtype, *("-" if t is None else str(t) for t in ttls), visible(data)])
+    return ["NAME", "TYPE", *ttl_headers, "DATA"], rows
 
 
 def _union(outcomes: Iterable[Outcome]) -> list[tuple[tuple[str, str, str], str]]:
