@@ -463,7 +463,11 @@ def doh_server(tmp_path):
     conf = tmp_path / "unbound.conf"
     conf.write_text(DOH_CONF.format(run=tmp_path, lab=lab_run, address=RESOLVER))
     subprocess.run(["unbound", "-c", str(conf)], check=True, timeout=10)
-    pid = int((tmp_path / "unbound.pid").read_text())
+    pidfile = tmp_path / "unbound.pid"
+    deadline = time.monotonic() + 10
+    while not (pidfile.exists() and pidfile.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.02)  # the daemon writes it after its parent has returned: on a busy machine, later
+    pid = int(pidfile.read_text())
     try:
         yield RESOLVER
     finally:
