@@ -683,6 +683,9 @@ class _Exchange:
         self.threads_busy = 0  # outcomes still to come from threads
         self._tls: dict[str, ssl.SSLContext] = {}
         self._tls_lock = threading.Lock()
+        self._fallback_lock = threading.Lock()
+        self._fallbacks_running = 0
+        self._fallbacks_waiting: deque[_Sent] = deque()  # beyond STREAM_WORKERS at once: a hostile server truncating
         self._sequence = 0
         self.datagrams = _Datagrams(options)
 
@@ -901,13 +904,31 @@ class _Exchange:
                                                 str(exc), time.monotonic()))  # fmt: skip
 
     def _fall_back(self, sent: _Sent) -> None:
-        """A truncated UDP answer: the same question over TCP, on a thread."""
+        """A truncated UDP answer: the same question over TCP, on a thread; at
+        most STREAM_WORKERS at once (a server truncating every answer gets no
+        thread and socket per query), the rest in turn, each under the deadline."""
+        self.threads_busy += 1
+        with self._fallback_lock:
+            if self._fallbacks_running >= STREAM_WORKERS:
+                self._fallbacks_waiting.append(sent)
+                return
+            self._fallbacks_running += 1
+        self._start_fallback(sent)
+
+    def _start_fallback(self, sent: _Sent) -> None:
         from netdiag import workers
 
-        self.threads_busy += 1
-        workers.call_soon(self._exchange, sent.index, "tcp", sent.first_sent).add_done_callback(
-            lambda future: self._post(sent.index, future.result())
-        )
+        workers.call_soon(self._run_fallbacks, sent)
+
+    def _run_fallbacks(self, first: _Sent) -> None:
+        """On a thread: this question over TCP, then those waiting, one after another."""
+        sent: _Sent | None = first
+        while sent is not None:
+            self._post(sent.index, self._exchange(sent.index, "tcp", sent.first_sent))
+            with self._fallback_lock:
+                sent = self._fallbacks_waiting.popleft() if self._fallbacks_waiting else None
+                if sent is None:
+                    self._fallbacks_running -= 1
 
     def _exchange(self, index: int, transport: str | None = None, start: float | None = None) -> Outcome:
         """One query over a stream; never raises."""
