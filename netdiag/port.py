@@ -492,6 +492,13 @@ class PortEngine(ProbeEngine[PortOptions, PairItem, Pair, Emit]):
         if state is PortState.OPEN and (self.options.reads_banner or (not self.tcp and self.options.banner)):
             banner = bytes(talk.banner) if talk is not None else b""
         tls = talk.tls_facts if talk is not None else None
+        if unsettled and state is PortState.OPEN and talk is not None and reason is None:
+            # open, but interrupted while it was being talked to: say which part was cut short
+            reason = (
+                "interrupted in the TLS handshake"
+                if self.options.tls and tls is None
+                else "interrupted reading the banner"
+            )
         proto = self.options.proto
         return PortResult(pair.target, pair.address, pair.port, proto, self.services.get(pair.port), state, reason,
                           rtt, banner, tls)  # fmt: skip

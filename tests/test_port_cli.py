@@ -170,3 +170,19 @@ def test_json_banners_never_confuse_a_backslash_with_a_byte(cli):
     assert byte == "\\xff\n" and text == "\\\\xff\n" and byte != text
     for server in servers:
         server.close()
+
+
+def test_ctrl_c_while_a_banner_is_awaited_says_the_banner_was_cut_short(cli):
+    import os
+    import signal
+
+    server = socket.create_server(("127.0.0.1", 0))  # accepts (the kernel does) and never says a word
+    port = server.getsockname()[1]
+    threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
+    result = cli("port", "--banner", "--banner-timeout", "10", "--json", f"127.0.0.1:{port}")
+    server.close()
+    assert result.status == 130
+    document = json.loads(result.stdout)
+    [row] = document["results"]
+    assert (row["state"], row["reason"]) == ("open", "interrupted reading the banner")
+    assert document["summary"]["interrupted"] is True
