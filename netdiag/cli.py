@@ -388,9 +388,10 @@ def dns(
         names = [w for w in words if not w.startswith("@")]
         if not names:
             raise BadInput("give a name or an address to look up")
-        from netdiag.dnsclient import parse_server
+        from netdiag.dnsclient import QueryOptions, parse_server, resolve_servers
 
         servers = [parse_server(w[1:]) for w in words if w.startswith("@")]
+        resolve_servers(servers, QueryOptions(), timeout)  # a server that cannot be asked: said before any lookup
         return _dns_system_view(out, names, timeout, compare_with=servers, short=short)
     if not asks_servers and not any(_protocol_word(w) for w in words):
         if not words:

@@ -384,6 +384,11 @@ def resolve_servers(
     from netdiag import workers
 
     options = options or QueryOptions()
+    transports = {spec.scheme or options.transport or "udp" for spec in specs}
+    if "https" in transports:
+        require_doh()  # missing packages: said before any name is looked up
+    if options.ca_file and transports & {"tls", "https"}:
+        _tls_context(options)  # a CA file that cannot be read is bad input: said before anything is sent
     names = [s.host for s in specs if not s.is_system and not _is_address(s.host)]
     addresses: dict[str, str] = {}
     for host, result in workers.iter_with_deadline(_first_address, dict.fromkeys(names), timeout):
@@ -400,10 +405,6 @@ def resolve_servers(
             resolved[spec] = tuple(_server(f"{a} (system)", transport, a, None, spec) for a in system_nameservers())
         else:
             resolved[spec] = (_server(spec.text, transport, addresses.get(spec.host, spec.host), spec.port, spec),)
-    if any(s.transport == "https" for servers in resolved.values() for s in servers):
-        require_doh()
-    if options.ca_file and any(s.transport in ("tls", "https") for servers in resolved.values() for s in servers):
-        _tls_context(options)  # a CA file that cannot be read is bad input: say so before asking
     return resolved
 
 
