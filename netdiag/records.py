@@ -263,7 +263,22 @@ def _ttl_outliers(alike: Sequence[Response]) -> list[Response]:
 
 def answer_set(records: Iterable[Record]) -> frozenset[tuple[str, str, str, str]]:
     """The records as a set, without their TTLs: what two servers must share to agree."""
-    return frozenset((name_key(r.name), r.type, r.rclass, r.data) for r in records)
+    return frozenset((name_key(r.name), r.type, r.rclass, data_key(r)) for r in records)
+
+
+_NAME_DATA = frozenset({"CNAME", "DNAME", "NS", "PTR"})  # the data is a name
+_NAME_LAST = frozenset({"MX", "SRV", "KX", "AFSDB", "RT"})  # the data ends with a name
+
+
+def data_key(record: Record) -> str:
+    """A record's data as DNS compares it: names without case (``WEB.example.``
+    is ``web.example.``), everything else (TXT above all) exactly."""
+    if record.type in _NAME_DATA:
+        return name_key(record.data)
+    if record.type in _NAME_LAST:
+        head, _, last = record.data.rpartition(" ")
+        return f"{head} {name_key(last)}"
+    return record.data
 
 
 def answer_ttls(records: Iterable[Record]) -> dict[tuple[str, str, str], int]:

@@ -230,3 +230,12 @@ def test_txt_strings_come_back_byte_for_byte_from_dnspythons_text(strings):
 def test_txt_strings_quoted_unquoted_and_escaped():
     assert character_strings(r'"a b" c\032d "\"\\" ""') == (b"a b", b"c d", b'"\\', b"")
     assert character_strings(r'"\027[2J\226\128\174"') == (b"\x1b[2J\xe2\x80\xae",)
+
+
+def test_names_in_data_compare_without_case_and_text_with_it():
+    upper = [rec("www.example.", "CNAME", "WEB.Example."), rec("mx.example.", "MX", "10 MAIL.example.")]
+    lower = [rec("www.example.", "CNAME", "web.example."), rec("mx.example.", "MX", "10 mail.example.")]
+    assert records.answer_set(upper) == records.answer_set(lower)
+    assert records.answer_set([rec("t.example.", "TXT", '"Hi"')]) != records.answer_set(
+        [rec("t.example.", "TXT", '"hi"')]
+    )
