@@ -461,7 +461,7 @@ def require_doh() -> None:
 
     if not dns.query.have_doh:
         raise MissingPackage(
-            "DNS over HTTPS needs the packages of netdiag's doh extra (httpx and h2): pip install 'netdiag[doh]'"
+            "DNS over HTTPS needs the packages of netdiag's doh extra (dnspython[doh]): pip install 'netdiag[doh]'"
         )
 
 
@@ -1058,4 +1058,6 @@ def _stream_failure(exc: BaseException, transport: str, server: Server, timeout:
         status = re.search(r"status code (\d+)", str(error)) if isinstance(error, ValueError) else None
         if status:
             return FailureKind.HTTP, f"the server answered HTTP status {status.group(1)}"
+    if any(type(error).__name__ == "ConnectError" for error in chain):  # httpx's, its errno dropped on the way
+        return FailureKind.CONNECTION_REFUSED, f"could not connect to {server.address} port {server.port}"
     return FailureKind.ERROR, f"{type(exc).__name__}: {exc}".split("\n", 1)[0]

@@ -505,5 +505,5 @@ def test_doh_without_its_packages_says_which_to_install():
     result = subprocess.run([os.sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=30)
     assert (
         result.stdout.strip()
-        == "3 DNS over HTTPS needs the packages of netdiag's doh extra (httpx and h2): pip install 'netdiag[doh]'"
+        == "3 DNS over HTTPS needs the packages of netdiag's doh extra (dnspython[doh]): pip install 'netdiag[doh]'"
     )
