@@ -186,3 +186,17 @@ def test_ctrl_c_while_a_banner_is_awaited_says_the_banner_was_cut_short(cli):
     [row] = document["results"]
     assert (row["state"], row["reason"]) == ("open", "interrupted reading the banner")
     assert document["summary"]["interrupted"] is True
+
+
+def test_a_udp_host_silent_beside_closed_ports_is_said_to_limit_its_icmp():
+    from netdiag.port import PortResult, PortState
+    from netdiag.views.port import rate_limit_notes
+
+    def row(port: int, state: PortState, address: str = "192.0.2.1") -> PortResult:
+        return PortResult(address, address, port, "udp", None, state)
+
+    limited = [row(1, PortState.CLOSED), *(row(p, PortState.OPEN_FILTERED) for p in range(2, 8))]
+    quiet = [row(p, PortState.OPEN_FILTERED, "192.0.2.2") for p in range(1, 20)]  # all silent: a firewall, no note
+    [note] = rate_limit_notes(limited + quiet)
+    assert note.startswith("192.0.2.1: 6 ports silent beside 1 closed")
+    assert rate_limit_notes(limited[:5]) == []  # too few silent ports to say anything

@@ -64,6 +64,33 @@ def show_report(out: Output, report: PortReport, layout: Layout, *, only_open: b
     elif shown:
         out.tabular(lambda: port_table(shown, layout), port_rows(shown, layout))
     out.info(summary_text(summary) if out.stderr_is_terminal else summary_line(summary))
+    for note in rate_limit_notes(report.results):
+        out.warn(note)
+
+
+RATE_LIMIT_SILENT = 5  # silent UDP ports beside a closed one that make a rate limit likely
+
+
+def rate_limit_notes(results: Iterable[PortResult]) -> list[str]:
+    """UDP: a host that answered some ports with port unreachable and kept
+    silent on many others is most likely limiting its ICMP errors (Linux
+    sends about one a second after a small burst), so its silent ports may
+    well be closed: said, with what to do, rather than guessed."""
+    closed: dict[str, int] = {}
+    silent: dict[str, int] = {}
+    for r in results:
+        if r.proto != "udp" or r.address is None:
+            continue
+        if r.state is PortState.CLOSED:
+            closed[r.address] = closed.get(r.address, 0) + 1
+        elif r.state is PortState.OPEN_FILTERED:
+            silent[r.address] = silent.get(r.address, 0) + 1
+    return [
+        f"{address}: {silent[address]:,} ports silent beside {count:,} closed: the host probably limits its ICMP "
+        f"errors (about one a second), so silent ports may be closed too; ask again with --rate 1 and -r 2"
+        for address, count in closed.items()
+        if silent.get(address, 0) >= RATE_LIMIT_SILENT
+    ]
 
 
 def streamer(out: Output, only_open: bool) -> Callable[[PortResult], None]:
