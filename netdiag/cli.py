@@ -28,7 +28,7 @@ from netdiag.text import visible
 
 if TYPE_CHECKING:
     from netdiag.output import Output
-    from netdiag.targets import Target
+    from netdiag.targets import Listed, Target
 
 
 class _App(typer.Typer):
@@ -148,6 +148,9 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON documen
 TimeoutOption = Annotated[
     float, typer.Option("--timeout", "-t", metavar="SECONDS", help="Seconds the whole run may take.")
 ]
+IPv4Option = Annotated[bool, typer.Option("-4", "--ipv4", help="IPv4 only: host names resolve to IPv4.")]
+IPv6Option = Annotated[bool, typer.Option("-6", "--ipv6", help="IPv6 only: host names resolve to IPv6.")]
+RateOption = Annotated[float | None, typer.Option("--rate", metavar="PPS", help="At most this many probes per second.")]
 ProtoOption = Annotated[
     str | None,
     typer.Option(
@@ -541,9 +544,7 @@ def sweep(
     interval: Annotated[
         float, typer.Option("--interval", "-i", metavar="SECONDS", help="Seconds between requests to one host.")
     ] = 0.25,
-    rate: Annotated[
-        float | None, typer.Option("--rate", metavar="PPS", help="At most this many probes per second.")
-    ] = None,
+    rate: RateOption = None,
     workers: Annotated[
         int | None, typer.Option("--workers", "-w", metavar="N", help="ping processes / TCP connections in flight.")
     ] = None,
@@ -575,8 +576,8 @@ def sweep(
             "--require", metavar="any|all|N", help="Exit 0 when this many hosts answer (N: at least N, like fping -x)."
         ),
     ] = "any",
-    ipv4: Annotated[bool, typer.Option("-4", "--ipv4", help="IPv4 only: host names resolve to IPv4.")] = False,
-    ipv6: Annotated[bool, typer.Option("-6", "--ipv6", help="IPv6 only: host names resolve to IPv6.")] = False,
+    ipv4: IPv4Option = False,
+    ipv6: IPv6Option = False,
     watch: Annotated[
         bool, typer.Option("--watch", help="Probe every host again every -i seconds (default 1), live, until Ctrl-C.")
     ] = False,
@@ -588,9 +589,7 @@ def sweep(
     out = _output(ctx)
     out.choose(json=json_output, json_lines=jsonl)
     needed = _required(require)
-    limit = targets_module.MAX_LISTED if force else targets_module.MAX_ADDRESSES
-    texts = targets_module.expand_arguments(targets, _open_target_list, limit=limit)
-    parsed = targets_module.parse_targets(texts, force=force, prepare=_no_ports)
+    parsed = targets_module.parse_targets(_listed(targets, force), force=force, prepare=_no_ports)
     if not parsed:
         from netdiag.errors import BadInput
 
@@ -672,6 +671,14 @@ def _required(text: str) -> int | None:
     raise BadInput(f"--require must be any, all or a number of hosts, not {text!r}")
 
 
+def _listed(arguments: list[str], force: bool) -> list[Listed]:
+    """The target arguments with @FILE and - read (bounded; --force allows more)."""
+    from netdiag import targets
+
+    limit = targets.MAX_LISTED if force else targets.MAX_ADDRESSES
+    return targets.expand_arguments(arguments, _open_target_list, limit=limit)
+
+
 def _open_target_list(argument: str) -> TextIO:
     """stdin or the file, read lazily; bytes that are not UTF-8 are kept apart
     (surrogates) so the target parser refuses them, not the decoder."""
@@ -712,9 +719,7 @@ def port(
         float, typer.Option("--timeout", "-t", metavar="SECONDS", help="Seconds each connect or datagram waits.")
     ] = 1.0,
     retries: Annotated[int, typer.Option("--retries", "-r", metavar="N", help="More tries for a silent pair.")] = 0,
-    rate: Annotated[
-        float | None, typer.Option("--rate", metavar="PPS", help="At most this many connects per second.")
-    ] = None,
+    rate: RateOption = None,
     workers: Annotated[
         int | None, typer.Option("--workers", "-w", metavar="N", help="Sockets open at once, at most.")
     ] = None,
@@ -731,15 +736,14 @@ def port(
     tls: Annotated[bool, typer.Option("--tls", help="TLS handshake: version, certificate subject, expiry.")] = False,
     only_open: Annotated[bool, typer.Option("--open", help="Show only open ports.")] = False,
     grid: Annotated[bool, typer.Option("--grid", help="A host x port grid coloured by state.")] = False,
-    ipv4: Annotated[bool, typer.Option("-4", "--ipv4", help="Names resolve to IPv4 only.")] = False,
-    ipv6: Annotated[bool, typer.Option("-6", "--ipv6", help="Names resolve to IPv6 only.")] = False,
+    ipv4: IPv4Option = False,
+    ipv6: IPv6Option = False,
     force: Annotated[bool, typer.Option("--force", help="Allow more than 65,536 pairs.")] = False,
     json_output: JsonOption = False,
     jsonl: Annotated[bool, typer.Option("--jsonl", help="Stream one JSON line per pair as it settles.")] = False,
 ) -> int:
     """Is this port open on these hosts? Many host x port checks at once."""
     from netdiag import port as core
-    from netdiag import targets as targets_module
     from netdiag.errors import BadInput
     from netdiag.views import port as view
     from netdiag.views.sweep import progress_bar
@@ -763,9 +767,7 @@ def port(
         ip_version=4 if ipv4 else 6 if ipv6 else None,
     )
     options.validate()
-    limit = targets_module.MAX_LISTED if force else targets_module.MAX_ADDRESSES
-    texts = targets_module.expand_arguments(targets, _open_target_list, limit=limit)
-    parsed = core.parse_port_targets(texts, options, force=force)
+    parsed = core.parse_port_targets(_listed(targets, force), options, force=force)
     if not parsed:
         raise BadInput("no targets given (the list was empty)")
     on_result = view.streamer(out, only_open) if jsonl else None
