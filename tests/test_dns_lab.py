@@ -156,7 +156,7 @@ ZONE_DATA = [
     ("binary.hostile.auth.test", "TXT", {r'"not utf-8: \255\254 \192\128 \237\160\128"'}),
     ("control.hostile.auth.test", "TXT", {r'"\008\008\008\013overwritten\007"'}),
     ("long.hostile.auth.test", "TXT", {'"long-' + "abcdefghijklmnopqrstuvwxyz" * 9 + 'abcdefghijklmnop"'}),
-    ("10.2.0.192.in-addr.arpa", "PTR", {"web.auth.test."}),
+    ("10.2.0.192.in-addr.arpa", "PTR", {"web.auth.test."}),  # a name asked of the lab zone: never probed
     ("66.2.0.192.in-addr.arpa", "PTR", {r"esc\027[31mred.hostile.auth.test."}),
     ("77.2.0.192.in-addr.arpa", "PTR", {"[bold]x[/bold].hostile.auth.test.", "markup.hostile.auth.test."}),
     ("0.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0." + IP6_REVERSE, "PTR", {"web.auth.test."}),

@@ -57,7 +57,8 @@ AUTH_CASES = [
     ("v6only.auth.test", "A"), ("nope.auth.test", "A"), ("hostile.auth.test", "TXT"), ("long.hostile.auth.test", "TXT"),
     ("[bold]x[/bold].hostile.auth.test", "A"), (r"esc\027[31mred.hostile.auth.test", "A"),
     ("www.sub.auth.test", "A"), ("sub.auth.test", "NS"), ("n1.auth.test", "A"), ("n1000.auth.test", "A"),
-    ("1.2.0.192.in-addr.arpa", "PTR"), ("10.2.0.192.in-addr.arpa", "PTR"), ("99.2.0.192.in-addr.arpa", "PTR"),
+    ("1.2.0.192.in-addr.arpa", "PTR"), ("99.2.0.192.in-addr.arpa", "PTR"),
+    ("10.2.0.192.in-addr.arpa", "PTR"),  # a name asked of the lab zone, never probed
     ("signed.test", "DNSKEY"), ("signed.test", "SOA"), ("auth.test", "TYPE65534"), ("auth.test", "ANY"),
 ]  # fmt: skip
 RESOLVER_CASES = [
