@@ -10,6 +10,7 @@ import contextlib
 import copy
 import errno
 import io
+import itertools
 import os
 import select
 import signal
@@ -430,22 +431,11 @@ def _dns_batch(path: str, command: Any) -> list[Any]:
     (a binary file or /dev/zero is refused, never read into memory)."""
     from netdiag import dnsclient
     from netdiag.errors import BadInput
-    from netdiag.targets import MAX_LINE
+    from netdiag.targets import bounded_lines
 
     name = "stdin" if path == "-" else visible(path)
-    if path == "-":
-        stream: TextIO = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="surrogateescape")
-    else:
-        try:
-            stream = open(path, encoding="utf-8", errors="surrogateescape")  # noqa: SIM115 - closed below
-        except OSError as exc:
-            raise BadInput(f"-f {name}: {exc.strerror}") from None
-    lines: list[str] = []
-    with stream:
-        while len(lines) <= _MAX_BATCH and (line := stream.readline(MAX_LINE + 2)):
-            if len(line.rstrip("\r\n")) > MAX_LINE:
-                raise BadInput(f"{name}:{len(lines) + 1}: a line longer than {MAX_LINE:,} characters")
-            lines.append(line)
+    with _open_list(path if path == "-" else "@" + path, "batch file") as stream:
+        lines = list(itertools.islice(bounded_lines(stream, name), _MAX_BATCH + 1))
     if len(lines) > _MAX_BATCH:
         raise BadInput(f"{name}: more than {_MAX_BATCH:,} lines")
     try:
@@ -680,10 +670,12 @@ def _listed(arguments: list[str], force: bool) -> list[Listed]:
 
 
 def _open_target_list(argument: str) -> TextIO:
-    """stdin or the file, read lazily; bytes that are not UTF-8 are kept apart
-    (surrogates) so the target parser refuses them, not the decoder."""
-    import io
+    return _open_list(argument, "target list")
 
+
+def _open_list(argument: str, what: str) -> TextIO:
+    """stdin (``-``) or the file (``@FILE``), read lazily; bytes that are not
+    UTF-8 are kept apart (surrogates) so the parser refuses them, not the decoder."""
     from netdiag.errors import BadInput
 
     if argument == "-":
@@ -691,7 +683,7 @@ def _open_target_list(argument: str) -> TextIO:
     try:
         return open(argument[1:], encoding="utf-8", errors="surrogateescape")
     except OSError as exc:
-        raise BadInput(f"cannot read target list {argument[1:]}: {exc.strerror}") from None
+        raise BadInput(f"cannot read {what} {visible(argument[1:])}: {exc.strerror}") from None
 
 
 @app.command(epilog=PORT_EPILOG)

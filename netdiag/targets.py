@@ -235,13 +235,20 @@ def read_target_lines(stream: TextIO | Iterable[str], name: str = "the target li
     separated, ``#`` comments. Lines are read at most MAX_LINE characters at
     a time: ``@/dev/zero`` is one endless line, and is refused, not read into
     memory."""
+    for number, line in enumerate(bounded_lines(stream, name), 1):
+        where = f"{name}:{number}"
+        yield from (Listed(text, where) for text in line.split("#", 1)[0].split())
+
+
+def bounded_lines(stream: TextIO | Iterable[str], name: str) -> Iterator[str]:
+    """A list's lines, each read at most MAX_LINE characters at a time: a line
+    longer is refused (``name:line``), never read into memory whole."""
     readline = getattr(stream, "readline", None)
     lines = iter(lambda: readline(MAX_LINE + 2), "") if readline else iter(stream)  # the line and its newline
     for number, line in enumerate(lines, 1):
         if len(line.rstrip("\r\n")) > MAX_LINE:
             raise TargetError(f"{name}:{number}: a line longer than {MAX_LINE:,} characters")
-        where = f"{name}:{number}"
-        yield from (Listed(text, where) for text in line.split("#", 1)[0].split())
+        yield line
 
 
 def expand_arguments(
